@@ -42,13 +42,19 @@ class WeightEntry:
     origin: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     url: str = ""  # set only for files fetched on request, never shipped
+    root: Path = field(default=WEIGHTS_DIR, repr=False, compare=False)  # the registry's folder; not saved
 
     @property
     def file(self) -> Path:
         p = Path(self.path)
         if p.is_absolute():
             return p
-        return (CACHE_DIR if self.url else WEIGHTS_DIR) / p
+        return (CACHE_DIR if self.url else self.root) / p
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        del d["root"]
+        return d
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -63,11 +69,11 @@ def load_registry(path: Path = REGISTRY_PATH) -> dict[str, WeightEntry]:
     if not path.exists():
         return {}
     data = json.loads(path.read_text())
-    return {e["name"]: WeightEntry(**e) for e in data["weights"]}
+    return {e["name"]: WeightEntry(**e, root=path.parent) for e in data["weights"]}
 
 
 def save_registry(entries: dict[str, WeightEntry], path: Path = REGISTRY_PATH) -> None:
-    data = {"weights": [asdict(e) for e in sorted(entries.values(), key=lambda e: e.name)]}
+    data = {"weights": [e.to_json() for e in sorted(entries.values(), key=lambda e: e.name)]}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
@@ -117,7 +123,7 @@ def register(name: str, file: str | os.PathLike, *, kind: str, licence: str, ori
     entry = WeightEntry(
         name=name, path=rel, kind=kind, format=fmt, sha256=sha256_of(file), size=file.stat().st_size,
         licence=licence, description=description or (old.description if old else ""), origin=origin,
-        metrics={**(old.metrics if old else {}), **(metrics or {})},
+        metrics={**(old.metrics if old else {}), **(metrics or {})}, root=registry_path.parent,
     )
     entries[name] = entry
     save_registry(entries, registry_path)

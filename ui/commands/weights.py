@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 def _list(args: argparse.Namespace) -> int:
     entries = weights.load_registry()
     if args.json:
-        print(json.dumps({n: vars(e) for n, e in entries.items()}, indent=2))
+        print(json.dumps({n: e.to_json() for n, e in entries.items()}, indent=2))
         return 0
     if not entries:
         print("no weights registered")
