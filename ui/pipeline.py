@@ -1,0 +1,638 @@
+"""The one pipeline: photo → face → aligned crop → latent → styled still → animation → files.
+
+Every entry point (``emoget render|pack|batch|demo``, the Streamlit page, the
+Python API ``emoget.render``) goes through :class:`Pipeline`. The stages are the
+stage packages' public functions, gathered in :class:`Stages`; tests may pass
+their own callables, the product always uses :func:`default_stages`.
+
+Stage order, as reported to the progress callback and in ``PipelineResult.timings``::
+
+    detect → align → invert → stylize → animate → compose → export
+
+``invert`` is the expensive one; its result (the latent) is cached per photo
+in a :class:`LatentCache`, keyed by a hash of the pixels and of the options
+that change the inversion, so a second style or expression of the same photo
+skips detection and inversion.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landmarks.errors import EmogetError
+
+log = logging.getLogger(__name__)
+
+STAGES = ("detect", "align", "invert", "stylize", "animate", "compose", "export")
+FORMATS = ("gif", "webp", "apng", "mp4", "webm")
+
+ProgressFn = Callable[[str, float], None]
+
+
+class OptionsError(EmogetError, ValueError):
+    """An option is out of range or names something that does not exist."""
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _opt(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Everything that changes what the pipeline makes. The CLI's flags are generated from these fields."""
+
+    styles: tuple[str, ...] = _opt((), "style name(s); default: the first style of the weights", flag="style")
+    expressions: tuple[str, ...] = _opt(("happy",), "expression name(s)", flag="expression")
+    strength: float = _opt(0.25, "stylisation strength 0-1: truncation of the person's latent toward the "
+                                 "style's mean face (0 = most like the photo, 1 = the style's average face)")
+    intensity: float = _opt(0.8, "expression intensity 0-1")
+    frames: int = _opt(24, "frames per animation")
+    fps: int = _opt(12, "frames per second")
+    size: int = _opt(128, "output size in pixels (the face crop; with --paste-back the photo keeps its own size)")
+    seed: int = _opt(0, "random seed (inversion noise, motion)")
+    preset: str | None = _opt(None, "sticker preset (discord, slack, line, telegram, kakao): fits size, "
+                                    "frames and file size to the platform's limits")
+    format: str = _opt("gif", "file format when no output name says it: " + ", ".join(FORMATS))
+    weights: str | None = _opt(None, "generator weights: a registry name or a .safetensors/.pt/.pkl path "
+                                     "(default: the shipped generator)")
+    landmark_backend: str = _opt("mediapipe", "face landmark backend: mediapipe, fan or dlib")
+    face_index: int | None = _opt(None, "which face when the photo has several (0 = largest)")
+    device: str = _opt("cpu", "torch device, e.g. cpu or cuda")
+    invert_steps: int = _opt(60, "inversion optimisation steps (more: closer likeness, slower)")
+    paste_back: bool = _opt(False, "put the animated face back into the original photo at its original size")
+    transparent: bool = _opt(False, "transparent background (GIF, WebP, APNG)")
+
+    def __post_init__(self):
+        for name in ("styles", "expressions"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = (value,)
+            object.__setattr__(self, name, tuple(dict.fromkeys(value)))  # dedupe, keep order
+        if not self.expressions:
+            raise OptionsError("give at least one expression (see `emoget expressions`)")
+        for name, lo, hi in (("strength", 0.0, 1.0), ("intensity", 0.0, 1.0)):
+            v = getattr(self, name)
+            if not lo <= v <= hi:
+                raise OptionsError(f"{name} must be between {lo} and {hi}, got {v}")
+        if not 2 <= self.frames <= 240:
+            raise OptionsError(f"frames must be between 2 and 240, got {self.frames}")
+        if not 1 <= self.fps <= 60:
+            raise OptionsError(f"fps must be between 1 and 60, got {self.fps}")
+        if not 32 <= self.size <= 1024:
+            raise OptionsError(f"size must be between 32 and 1024 pixels, got {self.size}")
+        if self.format not in FORMATS:
+            raise OptionsError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        if self.invert_steps < 0:
+            raise OptionsError(f"invert_steps must be >= 0, got {self.invert_steps}")
+
+    def replace(self, **changes) -> RenderOptions:
+        return dataclasses.replace(self, **changes)
+
+    def inversion_key(self) -> tuple:
+        """The options that change detection and inversion (and so the cached latent)."""
+        return (self.weights, self.landmark_backend, self.face_index, self.device, self.invert_steps, self.seed)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Clip:
+    """One style × expression animation.
+
+    ``still``: uint8 [S,S,3] the styled face; ``points``: float32 [68,2] its landmarks (still pixels);
+    ``frames``: uint8 [T,H,W,3] (H,W = size, or the photo's size with paste-back);
+    ``alpha``: uint8 [T,H,W] (255 = opaque) or None; ``file``: the written file or None.
+    """
+
+    style: str
+    expression: str
+    still: np.ndarray
+    points: np.ndarray
+    frames: np.ndarray
+    fps: float
+    alpha: np.ndarray | None = None
+    file: Path | None = None
+
+
+@dataclass
+class PipelineResult:
+    """What :meth:`Pipeline.render` returns.
+
+    ``image``: uint8 [H,W,3] the loaded photo; ``landmarks``: float32 [68,2] in photo pixels;
+    ``box``: the face box in photo pixels; ``crop``: uint8 [S,S,3] the aligned face at the output size;
+    ``clips``: one per style × expression, styles outermost; ``timings``: seconds per stage;
+    ``cached``: True when detection and inversion came from the cache.
+    """
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    box: tuple[float, float, float, float]
+    crop: np.ndarray
+    clips: list[Clip]
+    timings: dict[str, float]
+    cached: bool = False
+
+    @property
+    def frames(self) -> np.ndarray:
+        return self.clips[0].frames
+
+    @property
+    def still(self) -> np.ndarray:
+        return self.clips[0].still
+
+    @property
+    def files(self) -> list[Path]:
+        return [c.file for c in self.clips if c.file is not None]
+
+    def clip(self, style: str, expression: str) -> Clip:
+        for c in self.clips:
+            if c.style == style and c.expression == expression:
+                return c
+        raise KeyError((style, expression))
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@dataclass
+class Stages:
+    """The stage functions the pipeline calls; see DEVELOPERS.md for their contracts.
+
+    ``stylizer(weights, device)`` builds a :class:`Stylizer`-like object (``styles``,
+    ``invert(crop, *, seed, steps, progress)``, ``render(latent, style, *, strength, size)``);
+    it is called once per (weights, device) and kept.
+    """
+
+    load_image: Callable[..., np.ndarray]
+    detect: Callable[..., Any]
+    align: Callable[..., Any]
+    stylizer: Callable[..., Any]
+    animate: Callable[..., Any]
+    paste_back: Callable[..., np.ndarray]
+    alpha_matte: Callable[[np.ndarray], np.ndarray]
+    save_animation: Callable[..., Path]
+
+
+def default_stages() -> Stages:
+    """The real stages. Imports lazily so that importing the pipeline stays cheap."""
+    try:
+        from video_gen.animate import animate
+        from video_gen.export import save_animation
+        from video_gen.matte import alpha_matte
+
+        import landmarks
+    except ImportError as exc:
+        raise EmogetError(f"a pipeline stage is missing from this install ({exc}); reinstall emoget") from exc
+
+    return Stages(
+        load_image=landmarks.load_image, detect=landmarks.detect, align=landmarks.align, stylizer=load_stylizer,
+        animate=animate, paste_back=landmarks.paste_back, alpha_matte=alpha_matte, save_animation=save_animation,
+    )
+
+
+# --------------------------------------------------------------------------- stylizer
+
+DEFAULT_GENERATOR = "stylegan2-emoget-64"
+DEFAULT_ENCODER = "encoder-emoget-64"
+
+
+class GanStylizer:
+    """The conditional StyleGAN2 as the pipeline sees it: invert a face once, render it in any style.
+
+    A face is inverted in ``invert_style``'s class. Its latent's offset from that class's mean w
+    is the person; rendering in style ``s`` adds the offset, scaled by ``1 - strength`` (truncation
+    toward ``s``'s mean face), to ``s``'s mean w: ``w_s = mean_w(s) + (1 - strength) * (w - mean_w(k))``.
+    """
+
+    def __init__(self, G, *, encoder=None, device: str = "cpu", invert_style: str | None = None):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.G = G.to(self.device).eval().requires_grad_(False)
+        self.encoder = encoder.to(self.device).eval() if encoder is not None else None
+        self.styles = list(G.cfg.class_names)
+        self.resolution = int(G.cfg.resolution)
+        self.invert_style = invert_style or self.styles[0]
+        self._means: dict[str, Any] = {}
+
+    def mean_w(self, style: str):
+        if style not in self._means:
+            g = self.torch.Generator(device=self.device).manual_seed(0)
+            with self.torch.no_grad():
+                self._means[style] = self.G.mean_w(self.styles.index(style), generator=g)
+        return self._means[style]
+
+    def to_tensor(self, image: np.ndarray):
+        """uint8 [H,W,3] → float32 [1,3,R,R] in [-1,1] at the generator's resolution."""
+        from PIL import Image
+
+        if image.shape[0] != self.resolution or image.shape[1] != self.resolution:
+            image = np.asarray(Image.fromarray(image).resize((self.resolution,) * 2, Image.Resampling.LANCZOS))
+        x = self.torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        return (x / 127.5 - 1.0).to(self.device)
+
+    def invert(self, crop: np.ndarray, *, seed: int, steps: int, progress: Callable[[float], None] | None = None):
+        """crop: uint8 [R,R,3] aligned face → latent w [1,num_ws,w_dim] (W+) on ``self.device``."""
+        from face2emoticon.invert import invert
+
+        k = self.styles.index(self.invert_style)
+        target = self.to_tensor(crop)
+        result = invert(self.G, target, class_index=k, num_steps=steps, encoder=self.encoder,
+                        generator=self.torch.Generator(device=self.device).manual_seed(seed),
+                        progress=(lambda step, total, *_: progress(step / max(total, 1))) if progress else None)
+        w = result.w if hasattr(result, "w") else result.latent
+        if w.ndim == 2:
+            w = w[:, None, :].repeat(1, self.G.num_ws, 1)
+        return w.detach()
+
+    def render(self, latent, style: str, *, strength: float, size: int) -> np.ndarray:
+        """latent from :meth:`invert` → uint8 [size,size,3] the person in ``style``."""
+        from PIL import Image
+
+        if style not in self.styles:
+            raise OptionsError(f"unknown style {style!r}; choose one of {', '.join(self.styles)}")
+        base = self.mean_w(self.invert_style)[:, None, :]
+        target = self.mean_w(style)[:, None, :]
+        ws = target + (1.0 - strength) * (latent - base)
+        with self.torch.no_grad():
+            img = self.G.synthesis(ws, noise_mode="const")
+        img = ((img[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+        if img.shape[0] != size:
+            img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.LANCZOS))
+        return img
+
+
+def load_stylizer(weights: str | None = None, device: str = "cpu") -> GanStylizer:
+    """The stylizer for ``weights``: a registry name, a path to our ``.safetensors`` (JSON config beside it),
+    a rosinality ``.pt`` or an NVlabs ``.pkl``; None = the shipped default generator (and its encoder)."""
+    import weights as registry
+    from face2emoticon import checkpoint
+
+    encoder = None
+    if weights is None or weights in registry.load_registry():
+        name = weights or DEFAULT_GENERATOR
+        path = registry.path_of(name)
+        if weights is None and DEFAULT_ENCODER in registry.load_registry():
+            from face2emoticon.encoder import load_encoder
+
+            encoder = load_encoder(registry.path_of(DEFAULT_ENCODER), device=device)
+    else:
+        path = Path(weights).expanduser()
+        if not path.exists():
+            raise EmogetError(f"weights {weights!r} not found: give a registry name (see `emoget weights list`) "
+                              "or the path of a .safetensors, .pt or .pkl generator")
+    G = checkpoint.load_generator(path, device=device)
+    return GanStylizer(G, encoder=encoder, device=device)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def image_digest(image: np.ndarray) -> str:
+    """sha256 of an image's pixels and shape (not of its file: re-encoding the same pixels hits the cache)."""
+    h = hashlib.sha256(repr((image.shape, str(image.dtype))).encode())
+    h.update(np.ascontiguousarray(image).data)
+    return h.hexdigest()
+
+
+@dataclass
+class _Inverted:
+    face: Any
+    latent: Any
+
+
+class LatentCache:
+    """A small thread-safe LRU of detected faces and inverted latents, keyed per photo and inversion options."""
+
+    def __init__(self, max_items: int = 16):
+        self.max_items = max_items
+        self._items: OrderedDict[tuple, _Inverted] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple) -> _Inverted | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item
+
+    def put(self, key: tuple, item: _Inverted) -> None:
+        with self._lock:
+            self._items[key] = item
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` on a temporary name beside ``path`` (same suffix), then rename it into place.
+
+    A crash mid-write leaves only a ``.*.part*`` file, never a half-written ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def is_partial(path: Path) -> bool:
+    """Whether ``path`` is a temporary file left by an interrupted :func:`atomic_write`."""
+    return path.name.startswith(".") and ".part" in path.name
+
+
+def output_name(stem: str, style: str, expression: str, ext: str) -> str:
+    return f"{stem}_{style}_{expression}.{ext}"
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+class _Timer:
+    def __init__(self, progress: ProgressFn | None):
+        self.timings = {s: 0.0 for s in STAGES}
+        self.progress = progress
+
+    def report(self, stage: str, fraction: float) -> None:
+        if self.progress is not None:
+            self.progress(stage, float(min(max(fraction, 0.0), 1.0)))
+
+    def run(self, stage: str, fn: Callable[..., Any], *args, done: float = 1.0, **kwargs):
+        """Time ``fn(*args, **kwargs)`` under ``stage``; report ``done`` (the stage's fraction finished) after."""
+        if done >= 1.0:
+            self.report(stage, 0.0)
+        t0 = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self.timings[stage] += time.perf_counter() - t0
+        self.report(stage, done)
+        return result
+
+
+class Pipeline:
+    """Photo in, animations out. Holds the loaded models (one per weights/device) and a latent cache.
+
+    Thread-safe for concurrent :meth:`render` calls (the page serves several users from one
+    process); pass ``cache=`` per user to keep each user's latents to themselves.
+    """
+
+    def __init__(self, *, stages: Stages | None = None, cache: LatentCache | None = None):
+        self._stages = stages
+        self.cache = cache if cache is not None else LatentCache()
+        self._stylizers: dict[tuple, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def stages(self) -> Stages:
+        if self._stages is None:
+            self._stages = default_stages()
+        return self._stages
+
+    def stylizer(self, options: RenderOptions | None = None):
+        """The (cached) stylizer for these options' weights and device."""
+        options = options or RenderOptions()
+        key = (options.weights, options.device)
+        with self._lock:
+            if key not in self._stylizers:
+                t0 = time.perf_counter()
+                self._stylizers[key] = self.stages.stylizer(options.weights, options.device)
+                log.info("loaded stylizer %s in %.2f s", key, time.perf_counter() - t0)
+            return self._stylizers[key]
+
+    def styles(self, options: RenderOptions | None = None) -> list[str]:
+        return list(self.stylizer(options).styles)
+
+    def resolve_styles(self, options: RenderOptions) -> tuple[str, ...]:
+        known = self.styles(options)
+        if not options.styles:
+            return (known[0],)
+        for s in options.styles:
+            if s not in known:
+                raise OptionsError(f"unknown style {s!r}; choose one of {', '.join(known)} (see `emoget styles`)")
+        return options.styles
+
+    def load(self, photo) -> np.ndarray:
+        """A photo as uint8 [H,W,3]: a path, bytes, a file object or an array already loaded."""
+        if isinstance(photo, np.ndarray):
+            if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
+                raise OptionsError(f"expected a uint8 [H,W,3] RGB array, got {photo.dtype} {photo.shape}")
+            return photo
+        return self.stages.load_image(photo)
+
+    def render(self, photo, *, options: RenderOptions | None = None, output: str | os.PathLike | None = None,
+               progress: ProgressFn | None = None, cache: LatentCache | None = None) -> PipelineResult:
+        """Run every stage for each style × expression of ``options``.
+
+        ``photo``: a path, bytes, file object or uint8 [H,W,3] RGB array.
+        ``output``: a file name (one style and expression; its suffix picks the format) or a folder
+        (files named ``<photo>_<style>_<expression>.<format>``); None writes nothing.
+        ``progress(stage, fraction)``: called with each stage's name and its progress in [0,1].
+        ``cache``: the latent cache to use (default: the pipeline's own).
+        """
+        options = options or RenderOptions()
+        cache = cache if cache is not None else self.cache
+        timer = _Timer(progress)
+        st = self.stages
+        stylizer = self.stylizer(options)
+        styles = self.resolve_styles(options)
+        targets = self._targets(photo, options, styles, output)
+
+        image = self.load(photo)
+        key = (image_digest(image), *options.inversion_key())
+        hit = cache.get(key)
+        if hit is None:
+            face = timer.run("detect", st.detect, image, backend=options.landmark_backend,
+                             face_index=options.face_index)
+            small = timer.run("align", st.align, image, face.points, size=stylizer.resolution)
+            latent = timer.run("invert", stylizer.invert, small.image, seed=options.seed, steps=options.invert_steps,
+                               progress=lambda f: timer.report("invert", f))
+            cache.put(key, _Inverted(face=face, latent=latent))
+        else:
+            face, latent = hit.face, hit.latent
+            timer.report("detect", 1.0)
+            timer.report("invert", 1.0)
+        aligned = timer.run("align", st.align, image, face.points, size=options.size)
+        points = np.asarray(aligned.points, dtype=np.float32)
+
+        clips = []
+        n = len(styles) * len(options.expressions)
+        for si, style in enumerate(styles):
+            still = timer.run("stylize", stylizer.render, latent, style, strength=options.strength,
+                              size=options.size, done=(si + 1) / len(styles))
+            still_points = points
+            for ei, expression in enumerate(options.expressions):
+                i = si * len(options.expressions) + ei
+                done = (i + 1) / n
+                anim = timer.run("animate", st.animate, still, still_points, expression=expression,
+                                 intensity=options.intensity, frames=options.frames, fps=options.fps,
+                                 seed=options.seed, done=done)
+                frames, alpha = timer.run("compose", self._compose, anim.frames, image, aligned, options, done=done)
+                clip = Clip(style=style, expression=expression, still=still, points=still_points,
+                            frames=frames, fps=float(anim.fps), alpha=alpha)
+                if targets is not None:
+                    clip.file = timer.run("export", self._export, clip, targets[i], options, done=done)
+                clips.append(clip)
+        log.info("rendered %d clip(s): %s", len(clips),
+                 ", ".join(f"{k} {v:.2f}s" for k, v in timer.timings.items() if v))
+        return PipelineResult(image=image, landmarks=np.asarray(face.points, dtype=np.float32),
+                              box=tuple(float(v) for v in face.box), crop=aligned.image, clips=clips,
+                              timings=timer.timings, cached=hit is not None)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _targets(self, photo, options: RenderOptions, styles: Sequence[str], output) -> list[Path] | None:
+        if output is None:
+            return None
+        output = Path(output)
+        n = len(styles) * len(options.expressions)
+        if output.suffix.lower().lstrip(".") in FORMATS:
+            if n != 1:
+                raise OptionsError(f"{n} animations requested but one output file given ({output}); "
+                                   "give a folder instead")
+            return [output]
+        stem = Path(photo).stem if isinstance(photo, (str, os.PathLike)) else "emoticon"
+        ext = self.extension(options)
+        return [output / output_name(stem, s, e, ext) for s in styles for e in options.expressions]
+
+    @staticmethod
+    def extension(options: RenderOptions) -> str:
+        if options.preset:
+            from video_gen.presets import PRESETS
+
+            if options.preset not in PRESETS:
+                raise OptionsError(f"unknown preset {options.preset!r}; choose one of {', '.join(PRESETS)}")
+            fmt = getattr(PRESETS[options.preset], "format", None)
+            if fmt:
+                return str(fmt).lower().lstrip(".")
+        return options.format
+
+    def _compose(self, frames, image, aligned, options: RenderOptions):
+        """Optional paste-back into the photo and transparent background. frames: uint8 [T,S,S,3]."""
+        st = self.stages
+        frames = np.asarray(frames)
+        if options.paste_back:
+            frames = np.stack([st.paste_back(f, image, aligned.transform) for f in frames])
+        alpha = None
+        if options.transparent:
+            alpha = np.stack([_as_alpha(st.alpha_matte(f)) for f in frames])
+        return frames, alpha
+
+    def _export(self, clip: Clip, path: Path, options: RenderOptions) -> Path:
+        def write(tmp: Path):
+            self.stages.save_animation(clip.frames, tmp, fps=clip.fps, preset=options.preset, alpha=clip.alpha)
+
+        return atomic_write(path, write)
+
+
+def _as_alpha(matte: np.ndarray) -> np.ndarray:
+    """A matte as uint8 [H,W] (255 = foreground), whether it came as float [0,1] or uint8."""
+    matte = np.asarray(matte)
+    if matte.ndim == 3:
+        matte = matte[..., 0]
+    if matte.dtype != np.uint8:
+        matte = np.clip(np.rint(matte.astype(np.float32) * 255), 0, 255).astype(np.uint8)
+    return matte
+
+
+_default: Pipeline | None = None
+_default_lock = threading.Lock()
+
+
+def default_pipeline() -> Pipeline:
+    """The process-wide pipeline with the real stages (models load on first use, once)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Pipeline()
+        return _default
+
+
+def render(photo, *, options: RenderOptions | None = None, output=None, progress: ProgressFn | None = None,
+           **option_fields) -> PipelineResult:
+    """Python API: ``emoget.render("me.jpg", style="pixel", expression="happy", output="me.gif")``.
+
+    Keyword options are :class:`RenderOptions` fields (``style``/``expression`` accepted for one each).
+    """
+    if "style" in option_fields:
+        option_fields["styles"] = option_fields.pop("style")
+    if "expression" in option_fields:
+        option_fields["expressions"] = option_fields.pop("expression")
+    options = (options or RenderOptions()).replace(**option_fields) if option_fields else options
+    return default_pipeline().render(photo, options=options, output=output, progress=progress)
+
+
+# --------------------------------------------------------------------------- CLI flags
+
+
+def add_option_arguments(parser, *, exclude: Sequence[str] = ()) -> None:
+    """Add one ``--flag`` per :class:`RenderOptions` field (the single source of the CLI's render options)."""
+    for f in dataclasses.fields(RenderOptions):
+        if f.name in exclude:
+            continue
+        flag = "--" + f.metadata.get("flag", f.name).replace("_", "-")
+        help_ = f.metadata["help"]
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, dest=f.name, action="store_true", help=help_)
+        elif f.name in ("styles", "expressions"):
+            plural = "--" + f.name
+            default = ",".join(f.default) if f.default else "default"
+            parser.add_argument(flag, plural, dest=f.name, type=_csv, default=None,
+                                help=f"{help_}; comma-separated for several (default: {default})")
+        else:
+            kind = {"float": float, "int": int}.get(str(f.type).split(" ")[0], str)
+            if f.name == "face_index":
+                kind = int
+            parser.add_argument(flag, dest=f.name, type=kind, default=None, help=f"{help_} (default: {f.default})")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def options_from_args(args, **overrides) -> RenderOptions:
+    """A :class:`RenderOptions` from parsed flags; flags left unset keep the dataclass defaults."""
+    values = {}
+    for f in dataclasses.fields(RenderOptions):
+        v = getattr(args, f.name, None)
+        if v is not None and v is not False:
+            values[f.name] = v
+    values.update(overrides)
+    return RenderOptions(**values)
