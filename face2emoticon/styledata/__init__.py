@@ -125,7 +125,7 @@ def render(jobs: list[dict], *, workers: int = 1, node_dir: Path = NODE_DIR) -> 
         raise StyleDataError(f"{len(bad)} renders failed, first: {first['out']}: {first.get('error')}")
 
 
-def build(out: str | os.PathLike, *, count: int = 2000, pairs: int = 50, seed: int = 0, size: int = 256,
+def build(out: str | os.PathLike, *, count: int = 3000, pairs: int = 50, seed: int = 0, size: int = 256,
           styles: tuple[str, ...] | None = None, workers: int = 1, force: bool = False) -> dict:
     """Render the style data set into ``out`` and write its manifest; returns the summary dict.
 

@@ -15,8 +15,8 @@ from landmarks.errors import EmogetError
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m face2emoticon.styledata", description=__doc__)
     p.add_argument("--out", default="data", help="output folder (default: data)")
-    p.add_argument("--count", type=int, default=int(os.environ.get("EMOGET_DATA_COUNT", "2000")),
-                   help="identities, each rendered in every style (default 2000, or $EMOGET_DATA_COUNT)")
+    p.add_argument("--count", type=int, default=int(os.environ.get("EMOGET_DATA_COUNT", "3000")),
+                   help="identities, each rendered in every style (default 3000, or $EMOGET_DATA_COUNT)")
     p.add_argument("--pairs", type=int, default=50, help="identities also rendered in every expression (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")

@@ -48,7 +48,7 @@ def _avataaars(p: Identity, expr: str, rng: np.random.Generator) -> dict:
         "top": [top], "topProbability": 0 if p.hair_length == "bald" else 100,
         "facialHair": [_pick(rng, ("beardLight", "beardMedium", "beardMajestic"))],
         "facialHairProbability": 100 if p.beard else 0,
-        "accessories": [_pick(rng, ("prescription01", "prescription02", "round", "kurt", "wayfarers"))],
+        "accessories": [_pick(rng, ("prescription01", "prescription02", "round"))],
         "accessoriesColor": ["262e33"], "accessoriesProbability": 100 if p.glasses else 0,
         "clothing": [_pick(rng, ("blazerAndShirt", "blazerAndSweater", "collarAndSweater", "hoodie", "overall",
                                  "shirtCrewNeck", "shirtScoopNeck", "shirtVNeck"))],

@@ -1,0 +1,1 @@
+"""Training recipes for the weights emoget ships (see ``default.py``)."""
