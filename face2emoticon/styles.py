@@ -4,7 +4,8 @@ Each entry names the npm package its training images are drawn from, the
 package's version, and the art licence exactly as the package states it
 (``meta.license`` of the DiceBear style, ``license`` of the icon set's
 package.json). ``emoget styles`` lists this table; the shipped generator's
-``class_names`` are :data:`STYLE_NAMES`, in this order.
+``class_names`` are :data:`STYLE_NAMES`, in this order, which is the sorted
+order of the names (the order class folders are read in training).
 
 Why these six: five human-like avatar styles whose options carry the
 attributes a photo gives (skin tone, hair colour, hair length, glasses, beard)
@@ -56,11 +57,11 @@ STYLES: tuple[Style, ...] = (
           "dicebear", "bigSmile", _DICEBEAR, "CC BY 4.0", _CC_BY, "Ashley Seo", _ALL),
     Style("micah", "Avatar Illustration System (Micah)", "sketchy line art with flat colour",
           "dicebear", "micah", _DICEBEAR, "CC BY 4.0", _CC_BY, "Micah Lanier", _ALL),
-    Style("personas", "Personas by Draftbit", "soft flat shapes, pastel clothing",
-          "dicebear", "personas", _DICEBEAR, "CC BY 4.0", _CC_BY, "Draftbit - draftbit.com", _ALL),
     Style("open-peeps", "Open Peeps", "hand-drawn black line art on skin colour",
           "dicebear", "openPeeps", _DICEBEAR, "CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/",
           "Pablo Stanley", ("skin", "hair_length", "glasses", "beard")),
+    Style("personas", "Personas by Draftbit", "soft flat shapes, pastel clothing",
+          "dicebear", "personas", _DICEBEAR, "CC BY 4.0", _CC_BY, "Draftbit - draftbit.com", _ALL),
     Style("twemoji", "Twemoji person emoji", "emoji people in the five Fitzpatrick skin tones",
           "emoji", "twemoji", "@iconify-json/twemoji@1.2.5", "CC-BY-4.0", _CC_BY,
           "Twitter, Inc and other contributors", ("skin", "hair_colour", "hair_length", "beard")),

@@ -35,3 +35,7 @@ def test_unknown_style_says_what_to_do():
     with pytest.raises(StyleNotFound, match="emoget styles") as info:
         get_style("vaporwave")
     assert isinstance(info.value, EmogetError)
+
+
+def test_names_are_sorted_like_training_class_folders():
+    assert list(STYLE_NAMES) == sorted(STYLE_NAMES)
