@@ -174,8 +174,8 @@ class PipelineResult:
 class Stages:
     """The stage functions the pipeline calls; see DEVELOPERS.md for their contracts.
 
-    ``stylizer(weights, device)`` builds a :class:`Stylizer`-like object (``styles``,
-    ``invert(crop, *, seed, steps, progress)``, ``render(latent, style, *, strength, size)``);
+    ``stylizer(weights, device)`` builds a :class:`GanStylizer`-like object (``styles``, ``resolution``,
+    ``invert(crop, *, seed, steps, points, progress)``, ``render(latent, style, *, strength, size)``);
     it is called once per (weights, device) and kept.
     """
 
@@ -193,10 +193,10 @@ def default_stages() -> Stages:
     """The real stages. Imports lazily so that importing the pipeline stays cheap."""
     try:
         from video_gen.animate import animate
-        from video_gen.export import save_animation
-        from video_gen.matte import alpha_matte
 
         import landmarks
+        from video_gen.export import save_animation
+        from video_gen.matte import alpha_matte
     except ImportError as exc:
         raise EmogetError(f"a pipeline stage is missing from this install ({exc}); reinstall emoget") from exc
 
@@ -233,10 +233,10 @@ class GanStylizer:
         self._means: dict[str, Any] = {}
 
     def mean_w(self, style: str):
+        """[1,w_dim] the style's mean w (the generator's own seeded, cached estimate)."""
         if style not in self._means:
-            g = self.torch.Generator(device=self.device).manual_seed(0)
             with self.torch.no_grad():
-                self._means[style] = self.G.mean_w(self.styles.index(style), generator=g)
+                self._means[style] = self.G.mean_w(self.styles.index(style)).to(self.device)
         return self._means[style]
 
     def to_tensor(self, image: np.ndarray):
@@ -248,19 +248,22 @@ class GanStylizer:
         x = self.torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
         return (x / 127.5 - 1.0).to(self.device)
 
-    def invert(self, crop: np.ndarray, *, seed: int, steps: int, progress: Callable[[float], None] | None = None):
-        """crop: uint8 [R,R,3] aligned face → latent w [1,num_ws,w_dim] (W+) on ``self.device``."""
-        from face2emoticon.invert import invert
+    def invert(self, crop: np.ndarray, *, seed: int, steps: int, points: np.ndarray | None = None,
+               progress: Callable[[float], None] | None = None):
+        """crop: uint8 [R,R,3] aligned face (points: float32 [68,2] its landmarks, to weight the face
+        region) → latent ws [1,num_ws,w_dim] (W+) on ``self.device``."""
+        from face2emoticon.invert import face_mask, invert
 
-        k = self.styles.index(self.invert_style)
-        target = self.to_tensor(crop)
-        result = invert(self.G, target, class_index=k, num_steps=steps, encoder=self.encoder,
-                        generator=self.torch.Generator(device=self.device).manual_seed(seed),
+        mask = None
+        if points is not None:
+            mask = face_mask(np.asarray(points), image_size=crop.shape[0], resolution=self.resolution)
+        result = invert(self.G, crop, class_index=self.styles.index(self.invert_style), num_steps=steps,
+                        encoder=self.encoder, mask=mask, generator=self.torch.Generator().manual_seed(seed),
                         progress=(lambda step, total, *_: progress(step / max(total, 1))) if progress else None)
-        w = result.w if hasattr(result, "w") else result.latent
-        if w.ndim == 2:
-            w = w[:, None, :].repeat(1, self.G.num_ws, 1)
-        return w.detach()
+        ws = result.ws
+        if ws.ndim == 2:
+            ws = ws[:, None, :].repeat(1, self.G.num_ws, 1)
+        return ws.detach()
 
     def render(self, latent, style: str, *, strength: float, size: int) -> np.ndarray:
         """latent from :meth:`invert` → uint8 [size,size,3] the person in ``style``."""
@@ -433,7 +436,9 @@ class Pipeline:
         with self._lock:
             if key not in self._stylizers:
                 t0 = time.perf_counter()
-                self._stylizers[key] = self.stages.stylizer(options.weights, options.device)
+                # The stylizer alone needs only face2emoticon: don't require every stage to list styles.
+                make = self._stages.stylizer if self._stages is not None else load_stylizer
+                self._stylizers[key] = make(options.weights, options.device)
                 log.info("loaded stylizer %s in %.2f s", key, time.perf_counter() - t0)
             return self._stylizers[key]
 
@@ -483,7 +488,7 @@ class Pipeline:
                              face_index=options.face_index)
             small = timer.run("align", st.align, image, face.points, size=stylizer.resolution)
             latent = timer.run("invert", stylizer.invert, small.image, seed=options.seed, steps=options.invert_steps,
-                               progress=lambda f: timer.report("invert", f))
+                               points=small.points, progress=lambda f: timer.report("invert", f))
             cache.put(key, _Inverted(face=face, latent=latent))
         else:
             face, latent = hit.face, hit.latent
@@ -556,8 +561,12 @@ class Pipeline:
         return frames, alpha
 
     def _export(self, clip: Clip, path: Path, options: RenderOptions) -> Path:
+        return self.export(clip, path, preset=options.preset)
+
+    def export(self, clip: Clip, path: str | os.PathLike, *, preset: str | None = None) -> Path:
+        """Write ``clip`` to ``path`` (its suffix picks the format) through a temporary name."""
         def write(tmp: Path):
-            self.stages.save_animation(clip.frames, tmp, fps=clip.fps, preset=options.preset, alpha=clip.alpha)
+            self.stages.save_animation(clip.frames, tmp, fps=clip.fps, preset=preset, alpha=clip.alpha)
 
         return atomic_write(path, write)
 
@@ -597,6 +606,48 @@ def render(photo, *, options: RenderOptions | None = None, output=None, progress
         option_fields["expressions"] = option_fields.pop("expression")
     options = (options or RenderOptions()).replace(**option_fields) if option_fields else options
     return default_pipeline().render(photo, options=options, output=output, progress=progress)
+
+
+# --------------------------------------------------------------------------- listings
+
+
+def available_expressions() -> list[str]:
+    """Names of the expressions the motion stage offers, in its registry's order."""
+    from video_gen.expressions import EXPRESSIONS
+
+    return list(EXPRESSIONS)
+
+
+def describe_expressions() -> list[dict[str, str]]:
+    from video_gen.expressions import EXPRESSIONS
+
+    return [{"name": name, "description": str(getattr(e, "description", "") or "")} for name, e in EXPRESSIONS.items()]
+
+
+def describe_styles(*, weights: str | None = None, pipeline: Pipeline | None = None) -> list[dict[str, Any]]:
+    """The styles of the generator (``weights``; default the shipped one), with their art's licence.
+
+    Each row: ``name``, ``title``, ``description``, ``licence``, ``available`` (whether the
+    generator can render it). If the generator cannot be loaded, the style registry is listed
+    with ``available`` False.
+    """
+    from face2emoticon.styles import STYLES
+
+    known = {s.name: s for s in STYLES}
+    try:
+        names = (pipeline or default_pipeline()).styles(RenderOptions(weights=weights))
+        available = True
+    except EmogetError as exc:
+        log.warning("cannot load the generator (%s); listing the style registry", exc)
+        names, available = list(known), False
+    rows = []
+    for name in names:
+        s = known.get(name)
+        rows.append({"name": name, "title": s.title if s else name,
+                     "description": s.description if s else "a style of the given weights",
+                     "licence": s.attribution if s else "set by whoever made the weights",
+                     "available": available})
+    return rows
 
 
 # --------------------------------------------------------------------------- CLI flags
