@@ -1,0 +1,125 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from face2emoticon.checkpoint import load_generator, read_training_state
+from face2emoticon.dataset import DatasetError, load_dataset
+from face2emoticon.train import Trainer, TrainError, TrainOptions, train
+from ui.cli import main
+
+TOY = {"resolution": 16, "z_dim": 16, "w_dim": 16, "mapping_layers": 2, "channel_base": 256, "channel_max": 16, "batch": 4,
+           "r1_interval": 2, "augment_p": 0.3, "ada_kimg": 1.0, "log_every": 2, "sample_every": 0, "samples_per_class": 2,
+           "progress": False, "checkpoint_minutes": 1e9}
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    rng = np.random.default_rng(0)
+    for cls, col in [("blue", (40, 40, 220)), ("red", (220, 40, 40))]:
+        (root / cls).mkdir()
+        for i in range(6):
+            a = np.full((20, 24, 4), 255, np.uint8)  # non-square, with alpha
+            x, y = rng.integers(2, 14, 2)
+            a[y:y + 6, x:x + 6, :3] = col
+            a[0, 0, 3] = 0
+            Image.fromarray(a).save(root / cls / f"{i}.png")
+    return root
+
+
+def test_dataset_loads_resizes_and_caches(toy_data, tmp_path):
+    ds = load_dataset(toy_data, resolution=16, cache_dir=tmp_path)
+    assert ds.images.shape == (12, 3, 16, 16) and ds.images.dtype == torch.uint8
+    assert ds.class_names == ("blue", "red") and ds.class_counts() == {"blue": 6, "red": 6}
+    assert len(list(tmp_path.glob("dataset-16px-*.safetensors"))) == 1
+    again = load_dataset(toy_data, resolution=16, cache_dir=tmp_path)
+    assert torch.equal(again.images, ds.images) and again.manifest_sha256 == ds.manifest_sha256
+    # data order: every image once per epoch, a pure function of (seed, step)
+    idx = torch.cat([ds.indices_for_step(s, 4, seed=0) for s in range(3)])
+    assert sorted(idx.tolist()) == list(range(12))
+    assert torch.equal(ds.indices_for_step(5, 4, seed=0), ds.indices_for_step(5, 4, seed=0))
+    with pytest.raises(DatasetError, match="one subfolder per class"):
+        load_dataset(tmp_path / "nope", resolution=16)
+
+
+def _states(trainer):
+    out = {f"{n}.{k}": v.clone() for n, m in trainer._modules().items() for k, v in m.state_dict().items()}
+    for name, (opt, module) in trainer._optimizers().items():
+        names = {id(p): n for n, p in module.named_parameters()}
+        for p, st in opt.state.items():
+            for k, v in st.items():
+                out[f"{name}.{names[id(p)]}.{k}"] = torch.as_tensor(v).clone()
+    return out
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_resume_after_kill_is_bit_for_bit(toy_data, tmp_path):
+    opts = TrainOptions(**TOY, steps=7)
+    full = Trainer(toy_data, tmp_path / "full", opts)
+    full.run()
+    assert full.step == 7
+
+    def kill_at_6(step):
+        if step == 6:
+            raise _Kill  # dies without saving, like SIGKILL: steps 5-6 are lost
+
+    killed = Trainer(toy_data, tmp_path / "killed", TrainOptions(**TOY, steps=7, checkpoint_steps=4))
+    with pytest.raises(_Kill):
+        killed.run(on_step=kill_at_6)
+    assert read_training_state(tmp_path / "killed" / "checkpoint" / "state.safetensors")[1]["step"] == 4
+    resumed = Trainer(toy_data, tmp_path / "killed", TrainOptions(**TOY, steps=7, checkpoint_steps=4))
+    resumed.run()
+    assert resumed.step == 7
+    a, b = _states(full), _states(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert full.aug.state() == resumed.aug.state()
+    log = [json.loads(x) for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [2, 4, 6, 7]
+
+
+def test_run_folder_and_exports(toy_data, tmp_path):
+    res = train(toy_data, tmp_path / "run", TrainOptions(**TOY, steps=3))
+    assert (tmp_path / "run" / "config.json").exists() and (tmp_path / "run" / "samples" / "step-0000003.png").exists()
+    G = load_generator(res.generator_path)
+    assert G.cfg.class_names == ("blue", "red")
+    grid = np.asarray(Image.open(tmp_path / "run" / "samples" / "step-0000003.png"))
+    assert grid.shape == (2 * 16, 2 * 16, 3)
+    origin = json.loads((tmp_path / "run" / "G_ema.json").read_text())["origin"]
+    assert origin["steps"] == 3 and len(origin["data_manifest_sha256"]) == 64
+    # resuming with a different architecture is refused
+    with pytest.raises(TrainError, match="other options"):
+        Trainer(toy_data, tmp_path / "run", TrainOptions(**{**TOY, "channel_max": 8}, steps=5)).run()
+
+
+def test_finetune_with_freezing(toy_data, tmp_path):
+    train(toy_data, tmp_path / "base", TrainOptions(**TOY, steps=2))
+    opts = TrainOptions(**TOY, steps=2, base=str(tmp_path / "base"), freeze_d=1, freeze_mapping=True,
+                        freeze_g_below=16)
+    t = Trainer(toy_data, tmp_path / "ft", opts)
+    base_D = t.D.b16.conv0.weight.clone()
+    base_map = t.G.mapping.fc0.weight.clone()
+    base_b8 = t.G.synthesis.b8.conv1.weight.clone()
+    base_b16 = t.G.synthesis.b16.conv1.weight.clone()
+    t.run()
+    assert torch.equal(t.D.b16.conv0.weight, base_D) and not torch.equal(t.D.b8.conv0.weight, base_D[:0].new_zeros(0))
+    assert torch.equal(t.G.mapping.fc0.weight, base_map) and torch.equal(t.G.synthesis.b8.conv1.weight, base_b8)
+    assert not torch.equal(t.G.synthesis.b16.conv1.weight, base_b16)
+
+
+def test_cli_trains_and_resumes(toy_data, tmp_path, capsys):
+    args = ["train-gan", str(toy_data), "--out", str(tmp_path / "cli"), "--resolution", "16", "--z-dim", "16",
+            "--w-dim", "16", "--mapping-layers", "2", "--channel-base", "256", "--channel-max", "16", "--batch", "4",
+            "--no-progress", "--sample-every", "0", "--log-every", "1"]
+    assert main(args + ["--steps", "2"]) == 0
+    assert main(args + ["--steps", "3"]) == 0
+    assert "step 3" in capsys.readouterr().out
+    log = [json.loads(x) for x in (tmp_path / "cli" / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [1, 2, 3]

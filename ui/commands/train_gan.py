@@ -1,0 +1,62 @@
+"""``emoget train-gan DATA --out RUN``: train (or resume, or fine-tune) the conditional StyleGAN2."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import typing
+
+import torch
+
+from face2emoticon.train import TrainOptions, option_fields, train
+
+_EPILOG = """\
+DATA is a folder (or zip) with one subfolder per class (style), images of any size.
+Re-running the same command on the same --out resumes from its last checkpoint (written every
+--checkpoint-minutes and on Ctrl-C/SIGTERM). RUN gets config.json, log.jsonl, checkpoint/, samples/ and
+G_ema.safetensors (+ .json), the generator to ship.
+
+examples:
+  emoget train-gan data/styles --out runs/default64 --resolution 64 --batch 8 --minutes 600
+  emoget train-gan data/pixel --out runs/pixel-ft --base runs/default64 --freeze-d 2 --freeze-mapping \\
+      --freeze-g-below 16 --steps 3000
+"""
+
+
+def _flag_type(f) -> typing.Callable | None:
+    if "type" in f.metadata:
+        return f.metadata["type"]
+    return {int: int, float: float, str: str, "int": int, "float": float, "str": str}.get(f.type, None) \
+        or {"int": int, "float": float, "str": str}.get(str(f.type), str)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train-gan", help="train the conditional StyleGAN2 on a folder of class subfolders",
+                              description=__doc__, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", metavar="DATA_DIR", help="folder or zip with one subfolder of images per class")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (resumed when it has a checkpoint)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    for f in option_fields():
+        flag = "--" + f.name.replace("_", "-")
+        help_ = f"{f.metadata['help']} (default: {f.default})"
+        if f.type in (bool, "bool"):
+            if f.default:
+                p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", help=help_)
+            else:
+                p.add_argument(flag, dest=f.name, action="store_true", help=help_)
+            continue
+        p.add_argument(flag, dest=f.name, type=_flag_type(f), default=f.default, choices=f.metadata.get("choices"),
+                       help=help_)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    opts = TrainOptions(**{f.name: getattr(args, f.name) for f in option_fields()})
+    command = "emoget " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    result = train(args.data, args.out, opts, command=command)
+    print(f"step {result.step}: {result.generator_path}  ({result.wall_time_s / 60:.1f} min of training)")
+    if result.last_log:
+        print(" ".join(f"{k}={v}" for k, v in result.last_log.items()))
+    return 0
