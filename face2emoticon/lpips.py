@@ -60,22 +60,30 @@ class LPIPS(nn.Module):
     def train(self, mode: bool = True) -> LPIPS:  # the metric has no training mode
         return super().train(False)
 
-    def layer_distances(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
-        """Per-layer LPIPS terms, five tensors ``[B]`` whose sum is :meth:`forward`."""
-        if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"LPIPS needs two [B,3,H,W] images of the same shape, got {tuple(x.shape)} and "
-                             f"{tuple(y.shape)}")
+    def _check(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"LPIPS needs [B,3,H,W] images, got {tuple(x.shape)}")
         if min(x.shape[-2:]) < MIN_SIZE[self.net_name]:
             raise ValueError(f"LPIPS-{self.net_name} needs images of at least {MIN_SIZE[self.net_name]} px, got "
                              f"{tuple(x.shape[-2:])}; upsample first (see resize_for_lpips)")
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Channel-normalised taps of ``x [B,3,H,W]`` in ``[-1,1]``; precompute a fixed target's once."""
+        self._check(x)
+        return [normalize_channels(f) for f in self.backbone(scale_input(x))]
+
+    def distance_from_features(self, fx: list[torch.Tensor], fy: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-layer LPIPS terms (five ``[B]``) between two :meth:`features` results (``fy`` may have batch 1)."""
+        return [(((a - b) ** 2) * getattr(self, f"lin{i}")).sum(dim=1).mean(dim=(1, 2))
+                for i, (a, b) in enumerate(zip(fx, fy, strict=True))]
+
+    def layer_distances(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        """Per-layer LPIPS terms, five tensors ``[B]`` whose sum is :meth:`forward`."""
+        if x.shape != y.shape:
+            raise ValueError(f"LPIPS needs two images of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        feats = self.features(torch.cat([x, y], dim=0))
         b = x.shape[0]
-        feats = self.backbone(scale_input(torch.cat([x, y], dim=0)))
-        out = []
-        for i, f in enumerate(feats):
-            f = normalize_channels(f)
-            d = (f[:b] - f[b:]) ** 2
-            out.append((d * getattr(self, f"lin{i}")).sum(dim=1).mean(dim=(1, 2)))
-        return out
+        return self.distance_from_features([f[:b] for f in feats], [f[b:] for f in feats])
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.stack(self.layer_distances(x, y), dim=0).sum(dim=0)
