@@ -13,7 +13,6 @@ from ui.pipeline import (
     Pipeline,
     PipelineResult,
     RenderOptions,
-    available_expressions,
     default_pipeline,
 )
 
@@ -37,7 +36,7 @@ def run_demo(out_dir: str | os.PathLike, *, options: RenderOptions | None = None
     """
     pipeline = pipeline or default_pipeline()
     options = options or RenderOptions(expressions=("happy", "surprised", "wink"))
-    known = available_expressions()
+    known = pipeline.expressions()
     expressions = tuple(e for e in options.expressions if e in known) or tuple(known[:1])
     options = options.replace(expressions=expressions,
                               styles=options.styles or tuple(pipeline.styles(options)))

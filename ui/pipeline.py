@@ -187,6 +187,7 @@ class Stages:
     paste_back: Callable[..., np.ndarray]
     alpha_matte: Callable[[np.ndarray], np.ndarray]
     save_animation: Callable[..., Path]
+    expressions: Callable[[], list[str]] | None = None  # names of the expressions; None = video_gen's registry
 
 
 def default_stages() -> Stages:
@@ -203,6 +204,7 @@ def default_stages() -> Stages:
     return Stages(
         load_image=landmarks.load_image, detect=landmarks.detect, align=landmarks.align, stylizer=load_stylizer,
         animate=animate, paste_back=landmarks.paste_back, alpha_matte=alpha_matte, save_animation=save_animation,
+        expressions=available_expressions,
     )
 
 
@@ -315,23 +317,17 @@ def image_digest(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
-@dataclass
-class _Inverted:
-    face: Any
-    latent: Any
-
-
 class LatentCache:
     """A small thread-safe LRU of detected faces and inverted latents, keyed per photo and inversion options."""
 
-    def __init__(self, max_items: int = 16):
+    def __init__(self, max_items: int = 32):
         self.max_items = max_items
-        self._items: OrderedDict[tuple, _Inverted] = OrderedDict()
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple) -> _Inverted | None:
+    def get(self, key: tuple) -> Any | None:
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -341,7 +337,7 @@ class LatentCache:
             self.hits += 1
             return item
 
-    def put(self, key: tuple, item: _Inverted) -> None:
+    def put(self, key: tuple, item: Any) -> None:
         with self._lock:
             self._items[key] = item
             self._items.move_to_end(key)
@@ -454,13 +450,22 @@ class Pipeline:
                 raise OptionsError(f"unknown style {s!r}; choose one of {', '.join(known)} (see `emoget styles`)")
         return options.styles
 
-    def load(self, photo) -> np.ndarray:
-        """A photo as uint8 [H,W,3]: a path, bytes, a file object or an array already loaded."""
+    def load(self, photo, *, name: str | None = None) -> np.ndarray:
+        """A photo as uint8 [H,W,3]: a path, bytes, a file object or an array already loaded.
+
+        ``name`` names a photo given as bytes in error messages (e.g. the upload's file name).
+        """
         if isinstance(photo, np.ndarray):
             if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
                 raise OptionsError(f"expected a uint8 [H,W,3] RGB array, got {photo.dtype} {photo.shape}")
             return photo
+        if name is not None:
+            return self.stages.load_image(photo, name=name)
         return self.stages.load_image(photo)
+
+    def crop(self, image: np.ndarray, face, *, size: int = 256) -> np.ndarray:
+        """uint8 [size,size,3]: the aligned face crop the pipeline animates."""
+        return self.stages.align(image, face.points, size=size).image
 
     def render(self, photo, *, options: RenderOptions | None = None, output: str | os.PathLike | None = None,
                progress: ProgressFn | None = None, cache: LatentCache | None = None) -> PipelineResult:
@@ -481,19 +486,8 @@ class Pipeline:
         targets = self._targets(photo, options, styles, output)
 
         image = self.load(photo)
-        key = (image_digest(image), *options.inversion_key())
-        hit = cache.get(key)
-        if hit is None:
-            face = timer.run("detect", st.detect, image, backend=options.landmark_backend,
-                             face_index=options.face_index)
-            small = timer.run("align", st.align, image, face.points, size=stylizer.resolution)
-            latent = timer.run("invert", stylizer.invert, small.image, seed=options.seed, steps=options.invert_steps,
-                               points=small.points, progress=lambda f: timer.report("invert", f))
-            cache.put(key, _Inverted(face=face, latent=latent))
-        else:
-            face, latent = hit.face, hit.latent
-            timer.report("detect", 1.0)
-            timer.report("invert", 1.0)
+        face, face_cached = self._face(image, options, cache, timer)
+        latent, cached = self._latent(image, face, options, cache, timer)
         aligned = timer.run("align", st.align, image, face.points, size=options.size)
         points = np.asarray(aligned.points, dtype=np.float32)
 
@@ -519,7 +513,53 @@ class Pipeline:
                  ", ".join(f"{k} {v:.2f}s" for k, v in timer.timings.items() if v))
         return PipelineResult(image=image, landmarks=np.asarray(face.points, dtype=np.float32),
                               box=tuple(float(v) for v in face.box), crop=aligned.image, clips=clips,
-                              timings=timer.timings, cached=hit is not None)
+                              timings=timer.timings, cached=cached and face_cached)
+
+    def face(self, image: np.ndarray, *, options: RenderOptions | None = None, cache: LatentCache | None = None):
+        """The face the pipeline will use (``points [68,2]``, ``box``, ...), from the cache when it can."""
+        options = options or RenderOptions()
+        return self._face(image, options, cache if cache is not None else self.cache, _Timer(None))[0]
+
+    def latent(self, image: np.ndarray, face, *, options: RenderOptions | None = None,
+               cache: LatentCache | None = None, progress: ProgressFn | None = None):
+        """The inverted latent of ``image``'s ``face`` (cached per photo and inversion options)."""
+        options = options or RenderOptions()
+        return self._latent(image, face, options, cache if cache is not None else self.cache, _Timer(progress))[0]
+
+    def thumbnail(self, latent, style: str, *, options: RenderOptions | None = None, size: int = 96) -> np.ndarray:
+        """uint8 [size,size,3]: the person of ``latent`` in ``style`` (for a gallery)."""
+        options = options or RenderOptions()
+        return self.stylizer(options).render(latent, style, strength=options.strength, size=size)
+
+    def expressions(self) -> list[str]:
+        """The expression names the motion stage offers."""
+        if self._stages is not None and self._stages.expressions is not None:
+            return list(self._stages.expressions())
+        return available_expressions()
+
+    def _face(self, image, options: RenderOptions, cache: LatentCache, timer: _Timer):
+        key = ("face", image_digest(image), options.landmark_backend, options.face_index)
+        face = cache.get(key)
+        if face is not None:
+            timer.report("detect", 1.0)
+            return face, True
+        face = timer.run("detect", self.stages.detect, image, backend=options.landmark_backend,
+                         face_index=options.face_index)
+        cache.put(key, face)
+        return face, False
+
+    def _latent(self, image, face, options: RenderOptions, cache: LatentCache, timer: _Timer):
+        key = ("latent", image_digest(image), *options.inversion_key())
+        latent = cache.get(key)
+        if latent is not None:
+            timer.report("invert", 1.0)
+            return latent, True
+        stylizer = self.stylizer(options)
+        small = timer.run("align", self.stages.align, image, face.points, size=stylizer.resolution)
+        latent = timer.run("invert", stylizer.invert, small.image, seed=options.seed, steps=options.invert_steps,
+                           points=small.points, progress=lambda f: timer.report("invert", f))
+        cache.put(key, latent)
+        return latent, False
 
     # ----------------------------------------------------------------- helpers
 

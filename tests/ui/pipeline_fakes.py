@@ -23,14 +23,14 @@ _t = np.linspace(0, 1, 68, dtype=np.float32)
 UNIT_POINTS = np.stack([0.2 + 0.6 * _t, 0.3 + 0.4 * np.sin(np.pi * _t)], axis=1).astype(np.float32)
 
 
-def load_image(src):
+def load_image(src, *, name=None):
     try:
         if isinstance(src, (bytes, bytearray)):
             src = io.BytesIO(src)
         with Image.open(src) as im:
             return np.asarray(im.convert("RGB"))
     except (UnidentifiedImageError, OSError) as exc:
-        raise ImageError(f"cannot read {src!r} as an image ({exc}); give a JPEG or PNG photo") from exc
+        raise ImageError(f"cannot read {name or src!r} as an image ({exc}); give a JPEG or PNG photo") from exc
 
 
 def detect(image, *, backend="mediapipe", face_index=None):
@@ -108,7 +108,7 @@ def fake_stages(*, delay=0.0) -> Stages:
     return Stages(load_image=load_image, detect=detect, align=align,
                   stylizer=lambda weights, device: FakeStylizer(weights, device, delay=delay),
                   animate=make_animate(delay), paste_back=paste_back, alpha_matte=alpha_matte,
-                  save_animation=save_animation)
+                  save_animation=save_animation, expressions=lambda: ["happy", "sad", "surprised"])
 
 
 def fake_pipeline(*, delay=0.0) -> Pipeline:

@@ -41,15 +41,15 @@ def test_pack_zip_has_every_animation_sheet_and_preset_files(fake_default, tmp_p
     photo = write_photos(tmp_path, 1)[0]
     monkeypatch.setattr(ui.pipeline.Pipeline, "extension", staticmethod(lambda options: "gif"))
     out = tmp_path / "pack.zip"
-    assert main(["pack", str(photo), "--expressions", "happy,sad", "--styles", "alpha,gamma", "--frames", "3",
+    assert main(["pack", str(photo), "--styles", "alpha,gamma", "--frames", "3",
                  "--size", "32", "-o", str(out)]) == 0
     names = set(zipfile.ZipFile(out).namelist())
-    gifs = {f"gif/{s}_{e}.gif" for s in ("alpha", "gamma") for e in ("happy", "sad")}
+    gifs = {f"gif/{s}_{e}.gif" for s in ("alpha", "gamma") for e in ("happy", "sad", "surprised")}
     assert gifs <= names and "contact_sheet.png" in names and "ATTRIBUTION.txt" in names
-    assert {f"discord/{s}_{e}.gif" for s in ("alpha", "gamma") for e in ("happy", "sad")} <= names
+    assert {f"discord/{s}_{e}.gif" for s in ("alpha", "gamma") for e in ("happy", "sad", "surprised")} <= names
     with zipfile.ZipFile(out) as z, z.open("contact_sheet.png") as f:
         w, h = Image.open(f).size
-    assert w > h  # 2 styles (rows) x 2 expressions (columns), plus the row labels
+    assert w > h  # 2 styles (rows) x 3 expressions (columns), plus the row labels
 
 
 def test_batch_command_dry_run_then_run(fake_default, tmp_path, capsys):

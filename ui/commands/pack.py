@@ -6,7 +6,6 @@ import argparse
 from ui.pack import DEFAULT_PRESET, make_pack
 from ui.pipeline import (
     add_option_arguments,
-    available_expressions,
     default_pipeline,
     options_from_args,
 )
@@ -24,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline = default_pipeline()
     overrides = {}
     if args.expressions is None:
-        overrides["expressions"] = tuple(available_expressions())
+        overrides["expressions"] = tuple(pipeline.expressions())
     options = options_from_args(args, **overrides)
     pack = make_pack(args.photo, args.output, options=options, pipeline=pipeline,
                      preset=options.preset or DEFAULT_PRESET)

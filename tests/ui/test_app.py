@@ -1,0 +1,125 @@
+"""The page flow with Streamlit's AppTest: upload → style → expression → result → download.
+
+Stand-in stages keep this fast and model-free; test_app_weights.py runs the flow on the shipped models.
+"""
+import io
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from PIL import Image
+from pipeline_fakes import fake_pipeline, write_photos
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest, app_test
+
+import ui.pipeline
+
+APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
+
+
+class _KeptStorage(MemoryMediaFileStorage):
+    """The test runtime's media store, kept reachable after the run so downloads can be read."""
+
+    last = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        type(self).last = self
+
+
+@pytest.fixture(autouse=True)
+def keep_media(monkeypatch):
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", _KeptStorage)
+
+
+@pytest.fixture
+def page(monkeypatch):
+    monkeypatch.setattr(ui.pipeline, "_default", fake_pipeline())
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    yield at
+    st.cache_resource.clear()
+
+
+def download_bytes(button) -> bytes:
+    """The bytes a download button serves (from the test runtime's in-memory media store)."""
+    return _KeptStorage.last.get_file(button.proto.url.rsplit("/", 1)[-1]).content
+
+
+def upload(at, path: Path, name="me.png", mime="image/png"):
+    at.file_uploader(key="upload").set_value((name, path.read_bytes(), mime))
+    return at.run()
+
+
+def test_empty_page_invites_an_upload(page):
+    assert not page.exception
+    assert "Upload a photo" in page.info[0].value
+
+
+def test_upload_style_expression_result_download(page, tmp_path):
+    at = upload(page, write_photos(tmp_path, 1, size=40)[0])
+    assert not at.exception and not at.error
+    assert len(at.image) >= 3  # the face overlay, the crop, the style gallery
+    assert at.radio(key="style").options == ["alpha", "beta", "gamma"]
+    at.radio(key="style").set_value("gamma")
+    at.selectbox(key="expression").set_value("sad")
+    at.slider(key="intensity").set_value(0.5)
+    at.select_slider(key="size").set_value(64)
+    at.slider(key="fps").set_value(8)
+    at.run()
+    at.button(key="animate").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["result"]
+    o = result["options"]
+    assert (o.styles, o.expressions, o.intensity, o.size, o.fps) == (("gamma",), ("sad",), 0.5, 64, 8)
+    gif = download_bytes(at.download_button(key="dl_gif"))
+    assert gif == result["files"]["gif"]
+    with Image.open(io.BytesIO(gif)) as im:
+        assert im.format == "GIF" and im.n_frames == o.frames and im.size == (64, 64)
+    assert download_bytes(at.download_button(key="dl_webp"))[8:12] == b"WEBP"
+    for key in ("dl_mp4",):
+        assert at.download_button(key=key).label == "MP4"
+    # settings changed after rendering: the old result stays, with a note
+    at.selectbox(key="expression").set_value("happy").run()
+    assert any("Settings changed" in c.value for c in at.caption)
+
+
+def test_pack_download(page, tmp_path, monkeypatch):
+    monkeypatch.setattr(ui.pipeline.Pipeline, "extension", staticmethod(lambda options: "gif"))
+    at = upload(page, write_photos(tmp_path, 1, size=40)[0])
+    at.slider(key="fps").set_value(30)
+    at.button(key="build_pack").click().run()
+    assert not at.exception and not at.error
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(download_bytes(at.download_button(key="dl_pack")))).namelist()
+    assert "contact_sheet.png" in names and len([n for n in names if n.startswith("gif/")]) == 9
+
+
+def test_friendly_errors_and_size_limit(page, tmp_path, monkeypatch):
+    black = tmp_path / "black.png"
+    Image.new("RGB", (32, 32)).save(black)
+    at = upload(page, black)
+    assert not at.exception and "no face found" in at.error[0].value
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a photo")
+    at = upload(at, bad, name="bad.jpg", mime="image/jpeg")
+    assert not at.exception and "cannot read" in at.error[0].value and "bad.jpg" in at.error[0].value
+    monkeypatch.setenv("EMOGET_MAX_UPLOAD_MB", "0.001")  # 1 KB: the test photo is bigger
+    photo = write_photos(tmp_path, 1, size=40)[0]
+    assert photo.stat().st_size > 1100
+    at = upload(at, photo)
+    assert not at.exception and "the limit is 0.001 MB" in at.error[0].value and not at.image
+
+
+def test_sessions_do_not_share_results(monkeypatch, tmp_path):
+    monkeypatch.setattr(ui.pipeline, "_default", fake_pipeline())
+    st.cache_resource.clear()
+    a = AppTest.from_file(APP, default_timeout=60).run()
+    b = AppTest.from_file(APP, default_timeout=60).run()
+    a = upload(a, write_photos(tmp_path, 1, size=40)[0])
+    a.button(key="animate").click().run()
+    b.run()
+    assert "result" in a.session_state and "result" not in b.session_state
+    assert not b.download_button and b.info  # b still sees the empty page
