@@ -1,0 +1,246 @@
+"""Figures of a style generator: ``python -m face2emoticon.recipes.figures --weights stylegan2-emoget-64``.
+
+Measured per style, all at the generator's resolution, one thread:
+
+* ``fd_vgg16`` / ``kid_vgg16``: :func:`face2emoticon.metrics.per_class_metrics` between ``--n-fid``
+  training renders and as many samples (truncation 1) per class.
+* ``inversion``: in-domain inversion of held-out renders (identities drawn with another seed, never
+  trained on) into their own class: LPIPS-alex and PSNR of the mean-w start (0 steps) and after
+  ``--invert-steps`` steps (and from the encoder when ``--encoder`` is given).
+* ``identity``: the product's key property. Each held-out identity's ``--invert-style`` render is
+  inverted once; the latent is moved to every style as the pipeline does
+  (``w_s = mean_w(s) + (w - mean_w(k))``, strength 0) and the output's median skin and hair colour is
+  compared (ΔE00, :mod:`face2emoticon.identity`) with the same identity's true render in that style.
+  ``mean_face`` is the same comparison for the style's mean face (``w = mean_w(s)``), the baseline a
+  person-blind model would score; a model that carries the person scores below it.
+* ``photos``: the sample photos through detect -> align -> invert -> every style, ΔE00 of the photo's
+  landmark-region colours against each output, and a sheet ``docs/styles_samples.png``.
+
+Results go to ``--out`` (JSON) and, with ``--register``, into the weights registry entry's metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from face2emoticon import identity as ident
+from face2emoticon.styledata import render
+from face2emoticon.styledata.options import render_job
+from face2emoticon.styledata.people import sample_identities
+from face2emoticon.styledata.sheet import contact_sheet
+
+log = logging.getLogger(__name__)
+HELD_OUT_SEED = 777  # the training data uses seed 0
+
+
+def _uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def held_out_renders(n: int, styles: tuple[str, ...], *, size: int) -> tuple[list, dict[str, list[np.ndarray]]]:
+    """``n`` held-out identities and their neutral renders per style, ``uint8 [size,size,3]``."""
+    people = sample_identities(n, seed=HELD_OUT_SEED)
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = [{**render_job(s, p), "out": f"{tmp}/{s}_{p.identity_id}.png", "size": 256}
+                for s in styles for p in people]
+        render(jobs, workers=1)
+        out = {s: [np.asarray(Image.open(f"{tmp}/{s}_{p.identity_id}.png").convert("RGB")
+                              .resize((size, size), Image.LANCZOS)) for p in people] for s in styles}
+    return people, out
+
+
+def swap(G, ws: torch.Tensor, src: int, dst: int, *, strength: float = 0.0) -> torch.Tensor:
+    """The pipeline's class swap: ``mean_w(dst) + (1 - strength) * (ws - mean_w(src))`` → image ``[1,3,R,R]``."""
+    with torch.no_grad():
+        w = G.mean_w(dst)[:, None, :] + (1.0 - strength) * (ws - G.mean_w(src)[:, None, :])
+        return G.synthesis(w, noise_mode="const")
+
+
+def fid_figures(G, data: Path, *, n: int) -> dict:
+    from face2emoticon.metrics import generator_metrics
+
+    real = {}
+    for s in G.cfg.class_names:
+        files = sorted((data / "styles" / s).glob("*.png"))[:n]
+        real[s] = [np.asarray(Image.open(f).convert("RGB").resize((G.cfg.resolution,) * 2, Image.LANCZOS))
+                   for f in files]
+    return generator_metrics(G, real, n_fake=n, seed=0, size=G.cfg.resolution)
+
+
+def inversion_figures(G, renders: dict[str, list[np.ndarray]], *, per_style: int, steps: int, encoder=None) -> dict:
+    from face2emoticon.invert import invert, psnr
+    from face2emoticon.lpips import get_lpips
+
+    lp = get_lpips("alex")
+    starts = {"mean": None} | ({"encoder": encoder} if encoder is not None else {})
+    out: dict = {}
+    for k, s in enumerate(G.cfg.class_names):
+        acc: dict[str, list[float]] = {}
+        for img in renders[s][:per_style]:
+            target = _tensor(img)
+            for start, enc in starts.items():
+                for n in sorted({0, steps}):
+                    r = invert(G, img, class_index=k, num_steps=n, start=start, encoder=enc,
+                               generator=torch.Generator().manual_seed(0))
+                    with torch.no_grad():
+                        acc.setdefault(f"{start}_{n}_lpips", []).append(float(lp(r.image.float(), target)[0]))
+                        acc.setdefault(f"{start}_{n}_psnr", []).append(float(psnr(r.image.float(), target)))
+        out[s] = {key: round(float(np.mean(v)), 4) for key, v in acc.items()}
+    out["mean"] = {key: round(float(np.mean([out[s][key] for s in G.cfg.class_names])), 4) for key in out[s]}
+    return out
+
+
+def identity_figures(G, people, renders: dict[str, list[np.ndarray]], templates, *, invert_style: str, n: int,
+                     steps: int) -> dict:
+    from face2emoticon.invert import invert
+
+    names = list(G.cfg.class_names)
+    k = names.index(invert_style)
+    rows, base_rows, sheet = {}, {}, []
+    for i, p in enumerate(people[:n]):
+        r = invert(G, renders[invert_style][i], class_index=k, num_steps=steps,
+                   generator=torch.Generator().manual_seed(0))
+        ws = r.ws if r.ws.ndim == 3 else r.ws[:, None, :].repeat(1, G.num_ws, 1)
+        outs = {s: _uint8(swap(G, ws, k, j))[0] for j, s in enumerate(names)}
+        means = {s: _uint8(swap(G, ws, k, j, strength=1.0))[0] for j, s in enumerate(names)}
+        truth = {s: ident.style_colours(renders[s][i], s, templates) for s in names}
+        rows[f"id{p.identity_id}"] = {s: ident.compare(truth[s], {s: outs[s]}, templates)[s] for s in names}
+        base_rows[f"id{p.identity_id}"] = {s: ident.compare(truth[s], {s: means[s]}, templates)[s] for s in names}
+        if i < 6:
+            sheet.append([renders[invert_style][i]] + [outs[s] for s in names])
+    return {"swap": ident.summary(rows), "mean_face": ident.summary(base_rows), "n": min(n, len(people)),
+            "invert_steps": steps, "invert_style": invert_style, "sheet": sheet,
+            "table": ident.format_table(rows)}
+
+
+def photo_figures(G, photos: list[Path], templates, *, invert_style: str, steps: int) -> dict:
+    import landmarks
+    from face2emoticon.invert import face_mask, invert
+
+    names = list(G.cfg.class_names)
+    k = names.index(invert_style)
+    rows, sheet = {}, []
+    for path in photos:
+        img = landmarks.load_image(path)
+        face = landmarks.detect(img)
+        al = landmarks.align(img, face.points, size=256)
+        mask = face_mask(al.points, image_size=256, resolution=G.cfg.resolution)
+        r = invert(G, al.image, class_index=k, num_steps=steps, mask=mask, generator=torch.Generator().manual_seed(0))
+        ws = r.ws if r.ws.ndim == 3 else r.ws[:, None, :].repeat(1, G.num_ws, 1)
+        outs = {s: _uint8(swap(G, ws, k, j))[0] for j, s in enumerate(names)}
+        ref = ident.photo_colours(al.image, al.points)
+        rows[path.stem] = ident.compare(ref, outs, templates)
+        sheet.append([al.image] + [outs[s] for s in names])
+    return {"rows": rows, "summary": ident.summary(rows), "table": ident.format_table(rows), "sheet": sheet,
+            "invert_steps": steps}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m face2emoticon.recipes.figures", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default="stylegan2-emoget-64", help="registry name or .safetensors path")
+    p.add_argument("--encoder", default=None, help="encoder registry name or path (adds encoder-start figures)")
+    p.add_argument("--data", type=Path, default=Path("data"))
+    p.add_argument("--samples", type=Path, default=Path("samples"))
+    p.add_argument("--docs", type=Path, default=Path("docs"))
+    p.add_argument("--out", type=Path, default=Path("runs/figures.json"))
+    p.add_argument("--n-fid", type=int, default=1000)
+    p.add_argument("--held-out", type=int, default=48)
+    p.add_argument("--invert-per-style", type=int, default=8)
+    p.add_argument("--invert-steps", type=int, default=50)
+    p.add_argument("--identity-n", type=int, default=16)
+    p.add_argument("--photo-steps", type=int, default=60, help="the pipeline's default inversion steps")
+    p.add_argument("--skip", nargs="*", default=[], choices=("fid", "inversion", "identity", "photos"))
+    p.add_argument("--register", action="store_true", help="merge the figures into the registry entry's metrics")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+
+    import weights as registry
+    from face2emoticon.checkpoint import load_generator
+
+    path = registry.path_of(args.weights) if args.weights in registry.load_registry() else Path(args.weights)
+    G = load_generator(path)
+    encoder = None
+    if args.encoder:
+        from face2emoticon.encoder import load_encoder
+
+        epath = registry.path_of(args.encoder) if args.encoder in registry.load_registry() else Path(args.encoder)
+        encoder = load_encoder(epath)
+    names = tuple(G.cfg.class_names)
+    res = G.cfg.resolution
+    invert_style = names[0]
+    figures: dict = {"weights": str(args.weights), "resolution": res}
+    timings = {}
+
+    t = time.time()
+    people, renders = held_out_renders(args.held_out, names, size=res)
+    templates = ident.build_templates(resolution=res, styles=names)
+    timings["renders"] = time.time() - t
+    args.docs.mkdir(parents=True, exist_ok=True)
+    # Samples per class at fixed seeds.
+    from face2emoticon.metrics import sample_images
+
+    grid = [list(_uint8(sample_images(G, k, 8, seed=1))) for k in range(len(names))]
+    contact_sheet(grid, cell=64, row_labels=list(names), label_width=66).quantize(256).save(
+        args.docs / "styles_generated.png", optimize=True)
+    if "fid" not in args.skip:
+        t = time.time()
+        figures["fid"] = fid_figures(G, args.data, n=args.n_fid)
+        figures["fid"]["n"] = args.n_fid
+        timings["fid"] = time.time() - t
+        log.info("fid %s", json.dumps(figures["fid"]))
+    if "inversion" not in args.skip:
+        t = time.time()
+        figures["inversion"] = inversion_figures(G, renders, per_style=args.invert_per_style,
+                                                 steps=args.invert_steps, encoder=encoder)
+        figures["inversion"]["n_per_style"] = args.invert_per_style
+        timings["inversion"] = time.time() - t
+        log.info("inversion %s", json.dumps(figures["inversion"]["mean"]))
+    if "identity" not in args.skip:
+        t = time.time()
+        idf = identity_figures(G, people, renders, templates, invert_style=invert_style, n=args.identity_n,
+                               steps=args.invert_steps)
+        contact_sheet(idf.pop("sheet"), cell=64, col_labels=["input"] + list(names)).quantize(256).save(
+            args.docs / "styles_identity.png", optimize=True)
+        figures["identity"] = idf
+        timings["identity"] = time.time() - t
+        log.info("identity swap %s\nmean face %s", json.dumps(idf["swap"]), json.dumps(idf["mean_face"]))
+    if "photos" not in args.skip:
+        t = time.time()
+        photos = sorted(f for f in args.samples.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        pf = photo_figures(G, photos, templates, invert_style=invert_style, steps=args.photo_steps)
+        contact_sheet(pf.pop("sheet"), cell=96, col_labels=["photo"] + list(names)).save(
+            args.docs / "styles_samples.png", optimize=True)
+        figures["photos"] = pf
+        timings["photos"] = time.time() - t
+        log.info("photos\n%s", pf["table"])
+    figures["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(ident.dumps(figures) + "\n")
+    print(f"figures in {args.out}")
+    if args.register:
+        entry = registry.get(args.weights)
+        metrics = {k: v for k, v in figures.items() if k in ("fid", "inversion", "identity", "photos")}
+        for v in metrics.values():
+            v.pop("rows", None)
+        registry.register(entry.name, entry.file, kind=entry.kind, licence=entry.licence, origin=entry.origin,
+                          metrics=metrics, description=entry.description)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
