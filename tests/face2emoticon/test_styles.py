@@ -39,3 +39,65 @@ def test_unknown_style_says_what_to_do():
 
 def test_names_are_sorted_like_training_class_folders():
     assert list(STYLE_NAMES) == sorted(STYLE_NAMES)
+
+
+def _toy_run(tmp_path, class_names):
+    import json
+
+    from face2emoticon.checkpoint import save_generator
+    from face2emoticon.config import GeneratorConfig
+    from face2emoticon.networks import Generator
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = GeneratorConfig(resolution=8, z_dim=8, w_dim=8, mapping_layers=1, channel_base=64, channel_max=8,
+                          class_names=class_names)
+    save_generator(Generator(cfg, seed=0), run / "G_ema", extra={"origin": {"steps": 3, "wall_time_s": 1.0}})
+    (run / "config.json").write_text(json.dumps({"options": {"minutes": 1.0}}))
+    (run / "log.jsonl").write_text('{"step": 3}\n')
+    return run
+
+
+def test_ship_copies_and_registers_the_ema_generator(tmp_path):
+    import weights as registry
+    from face2emoticon.checkpoint import load_generator
+    from face2emoticon.recipes.default import ship
+
+    run = _toy_run(tmp_path, STYLE_NAMES)
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "manifest.sha256").write_text("ab" * 32 + "  manifest.jsonl\n")
+    entry = ship(run, name="toy", data=data, weights_dir=wdir, metrics={"fid": 1.0})
+    assert entry["origin"]["data_manifest_sha256"] == "ab" * 32 and entry["origin"]["steps"] == 3
+    assert "emoget train-gan" in entry["origin"]["command"] and "CC BY 4.0" in entry["licence"]
+    reg = registry.load_registry(wdir / "registry.json")
+    registry.check(reg["toy"])
+    assert load_generator(reg["toy"].file).cfg.class_names == STYLE_NAMES
+    assert (wdir / "toy.log.jsonl").exists()
+
+
+def test_ship_refuses_a_generator_with_other_classes(tmp_path):
+    from face2emoticon.recipes.default import ship
+    from landmarks.errors import WeightsError
+
+    run = _toy_run(tmp_path, ("a", "b"))
+    with pytest.raises(WeightsError, match="default styles"):
+        ship(run, name="toy", data=tmp_path, weights_dir=tmp_path)
+
+
+@pytest.mark.weights
+def test_shipped_generator_draws_every_default_style():
+    import torch
+
+    import weights as registry
+    from face2emoticon.checkpoint import load_generator
+
+    G = load_generator(registry.path_of("stylegan2-emoget-64", verify=True))
+    assert G.cfg.class_names == STYLE_NAMES and G.cfg.resolution == 64
+    z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))
+    imgs = [G(z, torch.full((2,), k, dtype=torch.long), noise_mode="const") for k in range(len(STYLE_NAMES))]
+    assert all(x.shape == (2, 3, 64, 64) and x.abs().max() <= 1.5 for x in imgs)
+    # Classes are distinct styles: the same z gives different images per class.
+    assert (imgs[0] - imgs[-1]).abs().mean() > 0.05
