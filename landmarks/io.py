@@ -212,3 +212,27 @@ def _array_to_rgb(arr: np.ndarray, label: str, limit: int) -> np.ndarray:
     elif arr.shape[2] == 4:
         arr = arr[..., :3]
     return np.ascontiguousarray(arr)
+
+
+def save_image(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write ``uint8 [H,W,3]`` RGB (or ``[H,W,4]`` RGBA) to ``path``; the suffix picks the format.
+
+    Creates missing parent folders. Raises :class:`ImageError` for an unknown suffix or an unwritable place.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"image must be uint8 [H,W,3] or [H,W,4], got {arr.dtype} {arr.shape}")
+    im = Image.fromarray(arr)
+    if arr.shape[2] == 4 and path.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+        im = im.convert("RGB")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        im.save(path)
+    except (KeyError, ValueError) as exc:
+        raise ImageError(f"cannot write {str(path)!r}: unknown image type {path.suffix!r}; use .png or .jpg") from exc
+    except OSError as exc:
+        raise ImageError(f"cannot write {str(path)!r}: {exc.strerror or exc}; pick a writable place") from exc
+    return path
