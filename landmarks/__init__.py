@@ -22,7 +22,13 @@ from landmarks.detect import (
     detect_all,
     get_detector,
 )
-from landmarks.errors import EmogetError, FaceTooSmall, ImageError, NoFaceFound
+from landmarks.errors import (
+    EmogetError,
+    FaceTooSmall,
+    ImageError,
+    NoFaceFound,
+    WeightsError,
+)
 from landmarks.io import DEFAULT_MAX_PIXELS, load_image
 
 __all__ = [
@@ -37,6 +43,7 @@ __all__ = [
     "FaceTooSmall",
     "ImageError",
     "NoFaceFound",
+    "WeightsError",
     "align",
     "detect",
     "detect_all",

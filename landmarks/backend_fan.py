@@ -75,30 +75,44 @@ def load_fan(path: Path, *, device: str = "cpu"):
     return net.to(device).eval()
 
 
-def crop_matrix(box, *, resolution: int = CROP) -> tuple[np.ndarray, float]:
-    """face-alignment's crop for a face box: ``([2,3] original → crop affine, scale)``."""
+def crop_params(box) -> tuple[np.ndarray, float]:
+    """face-alignment's crop centre ``[2]`` and scale for a face box ``(x0, y0, x1, y1)``."""
     x0, y0, x1, y1 = box
-    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    cy -= (y1 - y0) * CENTER_Y_OFFSET
-    scale = ((x1 - x0) + (y1 - y0)) / REFERENCE_SCALE
+    center = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0 - (y1 - y0) * CENTER_Y_OFFSET], np.float64)
+    return center, ((x1 - x0) + (y1 - y0)) / REFERENCE_SCALE
+
+
+def crop_matrix(center: np.ndarray, scale: float, *, resolution: int = CROP) -> np.ndarray:
+    """``[2,3]`` affine, original → crop pixels, reproducing ``face_alignment.utils.crop``: the square of
+    side ``200 * scale`` around ``center`` resized to ``resolution``. face-alignment starts the square one
+    crop pixel in and floors its corner to whole pixels (on average half a source pixel); both are folded
+    into the offset."""
     k = resolution / (200.0 * scale)
-    return np.array([[k, 0, resolution / 2 - k * cx], [0, k, resolution / 2 - k * cy]], np.float64), scale
+    t = resolution / 2.0 - 1.5 + k
+    return np.array([[k, 0, t - k * center[0]], [0, k, t - k * center[1]]], np.float64)
 
 
-def decode_heatmaps(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``[68,H,W]`` heat maps → ``(points [68,2]`` in heat-map pixels (centres at integers), ``scores [68])``."""
+def decode_heatmaps(heatmaps: np.ndarray, center: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """``[68,H,W]`` heat maps → ``(points [68,2]`` in original pixels, ``scores [68])``.
+
+    Same as ``face_alignment.utils.get_preds_fromhm``: arg-max, a quarter-cell step toward the
+    higher neighbour, cell centres at +0.5, then the crop's inverse (without its integer rounding).
+    """
     c, h, w = heatmaps.shape
     flat = heatmaps.reshape(c, -1)
     idx = flat.argmax(1)
     scores = flat[np.arange(c), idx]
     px, py = idx % w, idx // w
-    pts = np.stack([px, py], 1).astype(np.float32)
+    pts = np.stack([px, py], 1).astype(np.float64)
     for j in range(c):
         x, y = px[j], py[j]
         if 0 < x < w - 1 and 0 < y < h - 1:
             hm = heatmaps[j]
             pts[j] += np.sign([hm[y, x + 1] - hm[y, x - 1], hm[y + 1, x] - hm[y - 1, x]]) * 0.25
-    return pts, scores
+    pts += 0.5
+    side = 200.0 * scale
+    original = (pts / np.array([w, h]) - 0.5) * side + center
+    return original.astype(np.float32), scores
 
 
 class FanDetector(Detector):
@@ -147,11 +161,11 @@ class FanDetector(Detector):
 
         if not boxes:
             return []
-        mats, crops = [], []
+        params, crops = [], []
         for box in boxes:
-            m, _ = crop_matrix(box)
-            mats.append(m)
-            crops.append(cv2.warpAffine(image, m, (CROP, CROP), flags=cv2.INTER_LINEAR,
+            center, scale = crop_params(box)
+            params.append((center, scale))
+            crops.append(cv2.warpAffine(image, crop_matrix(center, scale), (CROP, CROP), flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_CONSTANT))
         x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255.0).to(self.device)
         with torch.inference_mode():
@@ -161,15 +175,7 @@ class FanDetector(Detector):
         hms = out.detach().float().cpu().numpy()
         if hms.shape[1:] != (68, HEATMAP, HEATMAP):
             raise WeightsError(f"the FAN network returned {tuple(hms.shape)}, expected [B,68,{HEATMAP},{HEATMAP}]")
-        results = []
-        for m, hm in zip(mats, hms):
-            pts, _ = decode_heatmaps(hm)
-            # heat-map pixel centre u covers crop pixels [4u, 4u+4): centre at 4u + 1.5
-            k = CROP / HEATMAP
-            crop_pts = pts * k + (k - 1) / 2.0
-            a_inv = cv2.invertAffineTransform(m)
-            results.append((crop_pts @ a_inv[:, :2].T + a_inv[:, 2]).astype(np.float32))
-        return results
+        return [decode_heatmaps(hm, center, scale)[0] for (center, scale), hm in zip(params, hms)]
 
     def find(self, image: np.ndarray) -> list[FaceLandmarks]:
         found = self.boxes(image)

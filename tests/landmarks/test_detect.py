@@ -134,9 +134,7 @@ def test_custom_backend_registered_by_name_and_sorted_largest_first():
         BACKENDS.pop("two-boxes")
 
 
-@pytest.mark.slow
 def test_dlib_reference_agrees(astronaut, astronaut_face):
-    pytest.importorskip("dlib")
     ref = detect(astronaut, backend="dlib")
     assert ref.backend == "dlib" and ref.mesh is None
     nme = np.linalg.norm(ref.points - astronaut_face.points, axis=1).mean() / ref.inter_ocular
