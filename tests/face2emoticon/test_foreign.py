@@ -1,0 +1,308 @@
+"""Foreign formats: rosinality .pt import equality and the restricted NVlabs .pkl reader."""
+import collections
+import math
+import os
+import pickle
+import sys
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from face2emoticon.config import DiscriminatorConfig, toy_config
+from face2emoticon.foreign import (
+    load_any_generator,
+    load_nvlabs_pkl,
+    load_rosinality,
+    read_pickle,
+)
+from face2emoticon.networks import Discriminator, Generator
+from landmarks.errors import WeightsError
+
+# ---------------------------------------------------------------------------------------------------------------
+# A compact re-implementation of rosinality/stylegan2-pytorch model.py's Generator (CPU path), written from its
+# published code: same module names (hence the same state-dict keys) and the same forward maths.
+
+
+def _upfirdn2d(x, k, up=1, down=1, pad=(0, 0)):
+    b, c, h, w = x.shape
+    x = x.reshape(-1, h, w, 1).view(-1, h, 1, w, 1, 1)
+    x = F.pad(x, [0, 0, 0, up - 1, 0, 0, 0, up - 1]).view(-1, h * up, w * up, 1)
+    x = F.pad(x, [0, 0, pad[0], pad[1], pad[0], pad[1]])
+    x = x.permute(0, 3, 1, 2).reshape(-1, 1, h * up + sum(pad), w * up + sum(pad))
+    x = F.conv2d(x, torch.flip(k, [0, 1]).view(1, 1, *k.shape))
+    x = x.reshape(-1, 1, x.shape[2], x.shape[3]).permute(0, 2, 3, 1)[:, ::down, ::down, :]
+    return x.reshape(b, c, x.shape[1], x.shape[2])
+
+
+def _make_kernel(k):
+    k = torch.tensor(k, dtype=torch.float32)
+    k = k[None, :] * k[:, None]
+    return k / k.sum()
+
+
+class EqualLinear(nn.Module):
+    def __init__(self, i, o, bias_init=0.0, lr_mul=1.0, activation=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(o, i).div_(lr_mul))
+        self.bias = nn.Parameter(torch.zeros(o).fill_(bias_init))
+        self.scale, self.lr_mul, self.activation = lr_mul / math.sqrt(i), lr_mul, activation
+
+    def forward(self, x):
+        if self.activation:
+            return F.leaky_relu(F.linear(x, self.weight * self.scale) + self.bias * self.lr_mul, 0.2) * math.sqrt(2)
+        return F.linear(x, self.weight * self.scale, bias=self.bias * self.lr_mul)
+
+
+class Blur(nn.Module):
+    def __init__(self, pad, factor=1):
+        super().__init__()
+        self.register_buffer("kernel", _make_kernel([1, 3, 3, 1]) * factor**2)
+        self.pad = pad
+
+    def forward(self, x):
+        return _upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+class ModulatedConv2d(nn.Module):
+    def __init__(self, i, o, k, style_dim, demodulate=True, upsample=False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(1, o, i, k, k))
+        self.modulation = EqualLinear(style_dim, i, bias_init=1)
+        self.scale, self.padding, self.demodulate, self.upsample = 1 / math.sqrt(i * k * k), k // 2, demodulate, upsample
+        if upsample:
+            p = (4 - 2) - (k - 1)
+            self.blur = Blur(((p + 1) // 2 + 1, p // 2 + 1), factor=2)
+
+    def forward(self, x, style):
+        b, i, h, w = x.shape
+        o, k = self.weight.shape[1], self.weight.shape[-1]
+        style = self.modulation(style).view(b, 1, i, 1, 1)
+        weight = self.scale * self.weight * style
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8).view(b, o, 1, 1, 1)
+        if self.upsample:
+            weight = weight.transpose(1, 2).reshape(b * i, o, k, k)
+            out = F.conv_transpose2d(x.view(1, b * i, h, w), weight, padding=0, stride=2, groups=b)
+            return self.blur(out.view(b, o, out.shape[2], out.shape[3]))
+        out = F.conv2d(x.view(1, b * i, h, w), weight.view(b * o, i, k, k), padding=self.padding, groups=b)
+        return out.view(b, o, h, w)
+
+
+class NoiseInjection(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, noise):
+        return x + self.weight * noise
+
+
+class FusedLeakyReLU(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2) * math.sqrt(2)
+
+
+class StyledConv(nn.Module):
+    def __init__(self, i, o, k, style_dim, upsample=False):
+        super().__init__()
+        self.conv = ModulatedConv2d(i, o, k, style_dim, upsample=upsample)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(o)
+
+    def forward(self, x, style, noise):
+        return self.activate(self.noise(self.conv(x, style), noise))
+
+
+class ToRGB(nn.Module):
+    def __init__(self, i, style_dim, upsample=True):
+        super().__init__()
+        if upsample:
+            self.upsample = Blur((2, 1), factor=2)  # kernel buffer as in rosinality's Upsample
+        self.conv = ModulatedConv2d(i, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x, style, skip=None):
+        out = self.conv(x, style) + self.bias
+        if skip is not None:
+            out = out + _upfirdn2d(skip, self.upsample.kernel, up=2, pad=(2, 1))
+        return out
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, c, 4, 4))
+
+
+class PixelNorm(nn.Module):
+    def forward(self, x):
+        return x * torch.rsqrt(torch.mean(x**2, dim=1, keepdim=True) + 1e-8)
+
+
+class RosinalityGenerator(nn.Module):
+    def __init__(self, size, style_dim, n_mlp, channel_multiplier=2, cap=512):
+        super().__init__()
+        self.style = nn.Sequential(PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=0.01, activation="fused_lrelu")
+                                                  for _ in range(n_mlp)])
+        ch = {4: cap, 8: cap, 16: cap, 32: cap, 64: min(cap, 256 * channel_multiplier)}
+        self.input = ConstantInput(ch[4])
+        self.conv1 = StyledConv(ch[4], ch[4], 3, style_dim)
+        self.to_rgb1 = ToRGB(ch[4], style_dim, upsample=False)
+        self.log_size = int(math.log2(size))
+        self.num_layers = (self.log_size - 2) * 2 + 1
+        self.convs, self.to_rgbs, self.noises = nn.ModuleList(), nn.ModuleList(), nn.Module()
+        for layer_idx in range(self.num_layers):
+            r = (layer_idx + 5) // 2
+            self.noises.register_buffer(f"noise_{layer_idx}", torch.randn(1, 1, 2**r, 2**r))
+        cin = ch[4]
+        for i in range(3, self.log_size + 1):
+            cout = ch[2**i]
+            self.convs.append(StyledConv(cin, cout, 3, style_dim, upsample=True))
+            self.convs.append(StyledConv(cout, cout, 3, style_dim))
+            self.to_rgbs.append(ToRGB(cout, style_dim))
+            cin = cout
+        self.n_latent = self.log_size * 2 - 2
+
+    def forward(self, z):
+        latent = self.style(z).unsqueeze(1).repeat(1, self.n_latent, 1)
+        noise = [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+        out = self.input.input.repeat(z.shape[0], 1, 1, 1)
+        out = self.conv1(out, latent[:, 0], noise[0])
+        skip = self.to_rgb1(out, latent[:, 1])
+        i = 1
+        for c1, c2, n1, n2, rgb in zip(self.convs[::2], self.convs[1::2], noise[1::2], noise[2::2], self.to_rgbs):
+            out = c1(out, latent[:, i], n1)
+            out = c2(out, latent[:, i + 1], n2)
+            skip = rgb(out, latent[:, i + 2], skip)
+            i += 2
+        return skip
+
+
+def _randomise(module, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith(("noise.weight", "activate.bias", "to_rgb1.bias")) or ".bias" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3 + (1.0 if "modulation" in name else 0.0))
+
+
+def test_rosinality_import_matches_reference_forward(tmp_path):
+    torch.manual_seed(0)
+    ref = RosinalityGenerator(16, 32, 2, cap=32).eval()
+    _randomise(ref, 1)
+    sd = ref.state_dict()
+    assert {"style.1.weight", "input.input", "conv1.conv.modulation.weight", "conv1.noise.weight",
+            "conv1.activate.bias", "to_rgb1.bias", "convs.0.conv.blur.kernel", "to_rgbs.0.upsample.kernel",
+            "noises.noise_4"} <= set(sd)
+    torch.save({"g_ema": sd, "args": __import__("argparse").Namespace(size=16)}, tmp_path / "toon.pt")
+    G = load_rosinality(tmp_path / "toon.pt")
+    assert G.cfg.resolution == 16 and G.cfg.c_dim == 0 and G.cfg.channels(16) == 32 and G.cfg.mapping_layers == 2
+    z = torch.randn(3, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = ref(z)
+        got = G(z, noise_mode="const")
+    assert got.shape == expected.shape == (3, 3, 16, 16)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4), (got - expected).abs().max()
+    assert torch.allclose(load_any_generator(tmp_path / "toon.pt")(z), got, atol=1e-6)
+
+
+def test_rosinality_refuses_code_and_wrong_layout(tmp_path):
+    torch.save({"g_ema": {"foo": torch.zeros(1)}}, tmp_path / "bad.pt")
+    with pytest.raises(WeightsError, match="rosinality"):
+        load_rosinality(tmp_path / "bad.pt")
+    torch.save({"g_ema": collections.Counter(a=1), "x": _Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(WeightsError):
+        load_rosinality(tmp_path / "evil.pt")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# NVlabs pickles: built in the test with the same reduce protocol as torch_utils.persistence.
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def _fake_nvlabs_modules(monkeypatch):
+    persistence = types.ModuleType("torch_utils.persistence")
+
+    def _reconstruct_persistent_obj(meta):  # pragma: no cover - only referenced by pickle
+        raise AssertionError
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    util = types.ModuleType("dnnlib.util")
+
+    class EasyDict(dict):
+        pass
+
+    EasyDict.__module__ = "dnnlib.util"
+    EasyDict.__qualname__ = "EasyDict"
+    util.EasyDict = EasyDict
+    for name, mod in {"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": persistence,
+                      "dnnlib": types.ModuleType("dnnlib"), "dnnlib.util": util}.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    return _reconstruct_persistent_obj, EasyDict
+
+
+class _Persistent:
+    def __init__(self, fn, meta):
+        self.fn, self.meta = fn, meta
+
+    def __reduce__(self):
+        return (self.fn, (self.meta,))
+
+
+def _as_persistent(module, fn, extra=None, src="raise SystemExit('executed pickled source')"):
+    state = {"training": False, "_parameters": collections.OrderedDict(module._parameters),
+             "_buffers": collections.OrderedDict(module._buffers), "_non_persistent_buffers_set": set(),
+             "_modules": collections.OrderedDict((k, _as_persistent(m, fn, src=src)) for k, m in module._modules.items())}
+    if hasattr(module, "lr_mul"):
+        state["bias_gain"] = module.lr_mul
+    state.update(extra or {})
+    meta = {"type": "class", "version": 4, "module_src": src, "module_name": "_imported_module_1",
+            "class_name": type(module).__name__, "state": state}
+    return _Persistent(fn, meta)
+
+
+def test_nvlabs_pickle_converts_without_running_code(tmp_path, monkeypatch):
+    fn, EasyDict = _fake_nvlabs_modules(monkeypatch)
+    cfg = toy_config(class_names=("c0", "c1"))
+    G = Generator(cfg, seed=5).eval()
+    D = Discriminator(DiscriminatorConfig.matching(cfg.replace(class_names=())), seed=6)
+    marker = tmp_path / "ran"
+    src = f"open({str(marker)!r}, 'w').write('x')"
+    attrs = {"z_dim": 16, "c_dim": 2, "w_dim": 16, "img_resolution": 16, "img_channels": 3,
+             "_init_kwargs": EasyDict(z_dim=16, c_dim=2)}
+    snapshot = {"G": _as_persistent(G, fn, attrs, src), "G_ema": _as_persistent(G, fn, attrs, src),
+                "D": _as_persistent(D, fn, {"img_resolution": 16}, src), "training_set_kwargs": EasyDict(res=16)}
+    path = tmp_path / "network-snapshot.pkl"
+    path.write_bytes(pickle.dumps(snapshot, protocol=4))
+    G2, D2 = load_nvlabs_pkl(path)
+    assert not marker.exists()
+    assert G2.cfg.c_dim == 2 and G2.cfg.resolution == 16
+    z, c = torch.randn(2, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1])
+    assert torch.equal(G2(z, c), G(z, c))
+    assert D2 is not None and torch.equal(D2.b4.out.weight, D.b4.out.weight)
+
+
+def test_pickle_reader_refuses_malicious_globals(tmp_path, monkeypatch):
+    for payload in (_Evil(), {"G_ema": [_Evil()]}, {"x": collections.Counter(a=1)}, {"f": eval}):
+        data = pickle.dumps(payload)
+        with pytest.raises(WeightsError, match="refusing to load"):
+            read_pickle(data)
+    (tmp_path / "bad.pkl").write_bytes(pickle.dumps({"G_ema": _Evil()}))
+    with pytest.raises(WeightsError, match="refusing"):
+        load_nvlabs_pkl(tmp_path / "bad.pkl")
+    with pytest.raises(WeightsError, match="corrupt"):
+        read_pickle(pickle.dumps({"a": torch.ones(3)})[:-7])
+    # plain tensors and containers are fine
+    assert torch.equal(read_pickle(pickle.dumps({"a": [torch.arange(3)]}))["a"][0], torch.arange(3))
