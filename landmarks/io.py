@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-import warnings
+import struct
 from pathlib import Path
 from typing import BinaryIO
 
@@ -145,43 +145,33 @@ def load_image(
     if _looks_like_video(data[:512]) or (suffix in _VIDEO_SUFFIXES and not _is_known_image(data)):
         raise ImageError(f"{label!r} is a video, not a photo; pass a still image (export a frame as PNG or JPEG)")
 
-    old_limit = Image.MAX_IMAGE_PIXELS
+    # The pixel limit is checked from the header, before decoding. Pillow's process-wide guard
+    # (DecompressionBombError above ~179 MP) is left as it is: changing it is not thread-safe.
     try:
-        # Our own limit is checked below from the header; Pillow's guard is kept at least as strict.
-        Image.MAX_IMAGE_PIXELS = max(limit, 1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                im = Image.open(io.BytesIO(data))
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise _too_big(label, None, limit) from exc
-            except UnidentifiedImageError as exc:
-                raise ImageError(f"{label!r} is not an image Pillow can read (or it is corrupt); "
-                                 "use a JPEG, PNG, WebP, BMP, TIFF or GIF photo") from exc
-            w, h = im.size
-            if w <= 0 or h <= 0:
-                raise ImageError(f"{label!r} has zero size ({w}x{h}); pick another photo")
-            if w * h > limit:
-                raise _too_big(label, (w, h), limit)
-            try:
-                im.seek(0)  # first page of a TIFF, first frame of a GIF/WebP animation
-                im.load()
-                im = ImageOps.exif_transpose(im)
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise _too_big(label, (w, h), limit) from exc
-            except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct_error()) as exc:
-                raise ImageError(f"{label!r} is truncated or corrupt ({exc}); re-export or re-download the photo") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
+        im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise _too_big(label, None, limit) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{label!r} is not an image Pillow can read (or it is corrupt); "
+                         "use a JPEG, PNG, WebP, BMP, TIFF or GIF photo") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+        raise ImageError(f"{label!r} is corrupt ({exc}); re-export or re-download the photo") from exc
+    w, h = im.size
+    if w <= 0 or h <= 0:
+        raise ImageError(f"{label!r} has zero size ({w}x{h}); pick another photo")
+    if w * h > limit:
+        raise _too_big(label, (w, h), limit)
+    try:
+        im.seek(0)  # first page of a TIFF, first frame of a GIF/WebP animation
+        im.load()
+        im = ImageOps.exif_transpose(im)
+    except Image.DecompressionBombError as exc:
+        raise _too_big(label, (w, h), limit) from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+        raise ImageError(f"{label!r} is truncated or corrupt ({exc}); re-export or re-download the photo") from exc
     arr = _to_rgb_array(im, background)
     log.debug("loaded %s: %dx%d (%s)", label, arr.shape[1], arr.shape[0], im.mode)
     return arr
-
-
-def struct_error():
-    import struct
-
-    return struct.error
 
 
 def _is_known_image(data: bytes) -> bool:

@@ -117,6 +117,7 @@ def test_bad_inputs_name_the_file(tmp_path):
         "clip.webm": (b"\x1a\x45\xdf\xa3" + b"\x00" * 64, "video"),
         "clip.avi": (b"RIFF\x00\x00\x00\x00AVI LIST" + b"\x00" * 64, "video"),
         "bomb.png": (_png_with_size(100_000, 100_000), "too large"),
+        "huge.png": (_png_with_size(8000, 8000), r"too large \(8000x8000 = 64.0 MP, limit 50.0 MP\)"),
     }
     jpeg = _bytes(Image.fromarray(_rgb(64, 64)), "JPEG")
     png = _bytes(Image.fromarray(_rgb(64, 64)), "PNG")
