@@ -61,6 +61,15 @@ def test_deterministic_and_cached(astronaut):
     np.testing.assert_array_equal(a.points, b.points)
     assert a.box == b.box and a.score == b.score
     assert get_detector("mediapipe") is get_detector("mediapipe")
+    # a freshly built detector gives the same answer, and so do concurrent calls on the cached one
+    from concurrent.futures import ThreadPoolExecutor
+
+    from landmarks.backend_mediapipe import MediaPipeDetector
+
+    np.testing.assert_array_equal(MediaPipeDetector()(astronaut)[0].points, a.points)
+    with ThreadPoolExecutor(3) as pool:
+        for f in pool.map(lambda _: detect(astronaut), range(6)):
+            np.testing.assert_array_equal(f.points, a.points)
 
 
 def test_mirrored_photo_swaps_sides(astronaut, astronaut_face):
