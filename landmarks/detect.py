@@ -39,7 +39,8 @@ class FaceLandmarks:
             subject's right eye = points 36-41.
         box: ``(x0, y0, x1, y1)`` pixels: the detector's face box grown to hold all 68
             points, clipped to the image.
-        score: detection confidence in ``[0,1]`` (dlib: its SVM margin squashed into [0,1]).
+        score: detection confidence in ``[0,1]`` (dlib: its SVM margin squashed into [0,1]; MediaPipe's
+            whole-image fallback, which reports no score: 0.5).
         backend: name of the back-end that found it.
         mesh: ``float32 [478,3]`` MediaPipe face mesh (x, y pixels; z in the units of x,
             smaller = closer to the camera) or ``None`` for back-ends without one.
