@@ -243,7 +243,9 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ checkpoints
     def _check_resume_options(self, saved: dict[str, Any]) -> None:
         now = self.opt.to_json()
-        diff = {k: (saved.get(k), v) for k, v in now.items() if k not in RESUME_MUTABLE and saved.get(k) != v}
+        defaults = {f.name: f.default for f in fields(TrainOptions)}  # options added later keep their default
+        diff = {k: (saved.get(k, defaults[k]), v) for k, v in now.items()
+                if k not in RESUME_MUTABLE and saved.get(k, defaults[k]) != v}
         if diff:
             desc = ", ".join(f"--{k.replace('_', '-')} was {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise TrainError(f"'{self.run_dir}' holds a run with other options ({desc}); re-run with the same "
