@@ -14,6 +14,7 @@ Run folder::
 
     RUN/config.json                 options + generator/discriminator configs
     RUN/log.jsonl                   one JSON object per ``log_every`` steps (losses, p, img/s, kimg, time)
+    RUN/metrics.jsonl               per-class FD-VGG16 / KID-VGG16 every ``metric_every`` steps (if on)
     RUN/checkpoint/state.safetensors  full training state (+ state.json, readable copy)
     RUN/G_ema.safetensors + .json   latest EMA generator, loadable with ``checkpoint.load_generator``
     RUN/samples/step-0001000.png    per-class sample grids (rows = classes) at fixed seeds
@@ -95,6 +96,9 @@ class TrainOptions:
     sample_every: int = _opt(1000, "write a per-class sample grid every N steps (0 = only at checkpoints)")
     samples_per_class: int = _opt(8, "columns of the sample grid")
     log_every: int = _opt(50, "append a line to log.jsonl every N steps")
+    metric_every: int = _opt(0, "per-class FD-VGG16 / KID-VGG16 of G_ema every N steps, to metrics.jsonl "
+                                "(0 = off; minutes on a CPU)")
+    metric_samples: int = _opt(200, "real and generated images per class for the metrics")
     device: str = _opt("cpu", "torch device (cpu, cuda, cuda:1...)")
     compile: bool = _opt(False, "torch.compile G and D (measure first: often slower on CPU)")
     progress: bool = _opt(True, "show a progress bar")
@@ -109,7 +113,7 @@ class TrainOptions:
 
 
 RESUME_MUTABLE = {"steps", "minutes", "checkpoint_minutes", "checkpoint_steps", "sample_every", "log_every",
-                  "device", "compile", "progress", "samples_per_class"}
+                  "device", "compile", "progress", "samples_per_class", "metric_every", "metric_samples"}
 """Options that may differ between the first invocation and a resume."""
 
 
@@ -265,6 +269,7 @@ class Trainer:
         self.aug.load_state(info["augment"])
         self.base_info = info.get("base")
         _truncate_log(self.run_dir / "log.jsonl", self.step)
+        _truncate_log(self.run_dir / "metrics.jsonl", self.step)
         log.info("resumed %s at step %d", self.run_dir, self.step)
         return True
 
@@ -399,6 +404,23 @@ class Trainer:
         Image.fromarray(self.sample_grid()).save(path)
         return path
 
+    def compute_metrics(self) -> dict[str, dict[str, float]]:
+        """Per-class FD-VGG16 and KID-VGG16 of G_ema against ``metric_samples`` real images per class."""
+        from face2emoticon.metrics import generator_metrics
+
+        n, g = self.opt.metric_samples, torch.Generator().manual_seed(4321)
+        real = {}
+        for k, name in enumerate(self.class_names or ("all",)):
+            idx = (self.data.labels == k).nonzero().squeeze(1) if self.class_names else torch.arange(len(self.data))
+            real[name] = self.data.batch(idx[torch.randperm(len(idx), generator=g)[:n]])[0]
+        return generator_metrics(self.G_ema, real, n_fake=n, seed=0)
+
+    def write_metrics(self) -> dict[str, Any]:
+        entry = {"step": self.step, "kimg": round(self.samples_seen / 1000, 3), "metrics": self.compute_metrics()}
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        return entry
+
     def run(self, *, on_step: Callable[[int], None] | None = None) -> TrainResult:
         """Resume if possible, then train to ``options.steps``; checkpoints on time, Ctrl-C and SIGTERM."""
         opt = self.opt
@@ -448,6 +470,8 @@ class Trainer:
                     acc, t_last_log, n_last_log = {}, now, self.step
                 if opt.sample_every and self.step % opt.sample_every == 0:
                     self.write_samples()
+                if opt.metric_every and self.step % opt.metric_every == 0:
+                    self.write_metrics()
                 elapsed_min = (time.monotonic() - t_last_ckpt) / 60
                 if elapsed_min >= opt.checkpoint_minutes or (
                         opt.checkpoint_steps and self.step % opt.checkpoint_steps == 0):

@@ -86,7 +86,7 @@ def test_resume_after_kill_is_bit_for_bit(toy_data, tmp_path):
 
 
 def test_run_folder_and_exports(toy_data, tmp_path):
-    res = train(toy_data, tmp_path / "run", TrainOptions(**TOY, steps=3))
+    res = train(toy_data, tmp_path / "run", TrainOptions(**TOY, steps=3, metric_every=3, metric_samples=4))
     assert (tmp_path / "run" / "config.json").exists() and (tmp_path / "run" / "samples" / "step-0000003.png").exists()
     G = load_generator(res.generator_path)
     assert G.cfg.class_names == ("blue", "red")
@@ -94,6 +94,9 @@ def test_run_folder_and_exports(toy_data, tmp_path):
     assert grid.shape == (2 * 16, 2 * 16, 3)
     origin = json.loads((tmp_path / "run" / "G_ema.json").read_text())["origin"]
     assert origin["steps"] == 3 and len(origin["data_manifest_sha256"]) == 64
+    metrics = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
+    assert metrics["step"] == 3 and set(metrics["metrics"]) == {"blue", "red", "mean"}
+    assert metrics["metrics"]["red"]["fd_vgg16"] > 0
     # resuming with a different architecture is refused
     with pytest.raises(TrainError, match="other options"):
         Trainer(toy_data, tmp_path / "run", TrainOptions(**{**TOY, "channel_max": 8}, steps=5)).run()
