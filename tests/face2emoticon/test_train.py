@@ -126,3 +126,41 @@ def test_cli_trains_and_resumes(toy_data, tmp_path, capsys):
     assert "step 3" in capsys.readouterr().out
     log = [json.loads(x) for x in (tmp_path / "cli" / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_sigkill_then_same_command_resumes_bit_for_bit(toy_data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from face2emoticon.checkpoint import read_training_info
+
+    steps = 20
+    args = [sys.executable, "-m", "ui", "train-gan", str(toy_data), "--out", str(tmp_path / "k"), "--threads", "1",
+            "--resolution", "16", "--z-dim", "16", "--w-dim", "16", "--mapping-layers", "2", "--channel-base", "256",
+            "--channel-max", "16", "--batch", "4", "--r1-interval", "2", "--augment-p", "0.3", "--ada-kimg", "1",
+            "--sample-every", "0", "--samples-per-class", "2", "--no-progress", "--checkpoint-steps", "1",
+            "--steps", str(steps)]
+    state = tmp_path / "k" / "checkpoint" / "state.safetensors"
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.exists() and read_training_info(state)["step"] >= 2:  # renamed into place: always complete
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = read_training_info(state)["step"]
+    assert 2 <= killed_at < steps
+    done = subprocess.run(args, check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    opts = TrainOptions(**{**TOY, "channel_max": 16}, steps=steps)
+    full = Trainer(toy_data, tmp_path / "full", opts)
+    full.run()
+    resumed = load_generator(tmp_path / "k" / "G_ema").state_dict()
+    for k, v in full.G_ema.state_dict().items():
+        assert torch.equal(v, resumed[k]), k
