@@ -173,8 +173,9 @@ class SynthesisLayer(nn.Module):
         x = ops.modulated_conv2d(x, self.weight, styles, up=self.up, kernel=self.resample_filter, fused=fused,
                                  impl=self.impl)
         if noise_mode == "random":
+            gen_device = generator.device if generator is not None else x.device
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, generator=generator,
-                                device=x.device, dtype=torch.float32).to(x.dtype)
+                                device=gen_device, dtype=torch.float32).to(device=x.device, dtype=x.dtype)
             x = x + noise * self.noise_strength.to(x.dtype)
         elif noise_mode == "const":
             x = x + (self.noise_const * self.noise_strength).to(x.dtype)

@@ -41,6 +41,14 @@ def test_dataset_loads_resizes_and_caches(toy_data, tmp_path):
     idx = torch.cat([ds.indices_for_step(s, 4, seed=0) for s in range(3)])
     assert sorted(idx.tolist()) == list(range(12))
     assert torch.equal(ds.indices_for_step(5, 4, seed=0), ds.indices_for_step(5, 4, seed=0))
+    # the same layout inside a zip (with one top-level folder) reads the same
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "data.zip", "w") as zf:
+        for f in sorted(toy_data.rglob("*.png")):
+            zf.write(f, f"styles/{f.relative_to(toy_data)}")
+    zipped = load_dataset(tmp_path / "data.zip", resolution=16)
+    assert zipped.class_names == ds.class_names and torch.equal(zipped.images, ds.images)
     with pytest.raises(DatasetError, match="one subfolder per class"):
         load_dataset(tmp_path / "nope", resolution=16)
 
