@@ -181,7 +181,9 @@ class Trainer:
         resuming = self.state_path.exists()
         base = None if resuming or not opt.base else load_base(opt.base)
         gcfg = opt.generator_config(self.class_names)
-        if base is not None:
+        if resuming:  # the architecture the run was built with (from a --base it may differ from the flags)
+            gcfg = GeneratorConfig.from_json(ckpt.read_training_info(self.state_path)["G_config"])
+        elif base is not None:
             b = base["G_cfg"]
             if b.resolution != opt.resolution:
                 raise TrainError(f"--base is {b.resolution} px but --resolution is {opt.resolution}; train at the "

@@ -123,6 +123,13 @@ def test_finetune_with_freezing(toy_data, tmp_path):
     assert torch.equal(t.D.b16.conv0.weight, base_D) and not torch.equal(t.D.b8.conv0.weight, base_D[:0].new_zeros(0))
     assert torch.equal(t.G.mapping.fc0.weight, base_map) and torch.equal(t.G.synthesis.b8.conv1.weight, base_b8)
     assert not torch.equal(t.G.synthesis.b16.conv1.weight, base_b16)
+    # a fine-tune from a base of another width resumes with the base's architecture
+    train(toy_data, tmp_path / "wide", TrainOptions(**{**TOY, "channel_max": 32}, steps=1))
+    narrow_flags = TrainOptions(**TOY, steps=1, base=str(tmp_path / "wide"))
+    train(toy_data, tmp_path / "ft2", narrow_flags)
+    again = Trainer(toy_data, tmp_path / "ft2", TrainOptions(**TOY, steps=2, base=str(tmp_path / "wide")))
+    again.run()
+    assert again.step == 2 and again.G.cfg.channel_max == 32
 
 
 def test_cli_trains_and_resumes(toy_data, tmp_path, capsys):
