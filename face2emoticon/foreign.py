@@ -220,6 +220,9 @@ class RestrictedUnpickler(pickle.Unpickler):
             import numpy as np
 
             return getattr(np, name)
+        if module.startswith("dnnlib.tflib"):
+            raise WeightsError("refusing to load: this is a TensorFlow StyleGAN pickle, which would run code to "
+                               "load; convert it once with stylegan2-ada-pytorch's legacy.py, then pass the result")
         raise WeightsError(f"refusing to load: the pickle asks for '{module}.{name}', which is not a tensor or "
                            "plain data (an NVlabs network pickle never needs it); the file may be malicious")
 

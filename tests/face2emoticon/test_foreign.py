@@ -304,5 +304,8 @@ def test_pickle_reader_refuses_malicious_globals(tmp_path, monkeypatch):
         load_nvlabs_pkl(tmp_path / "bad.pkl")
     with pytest.raises(WeightsError, match="corrupt"):
         read_pickle(pickle.dumps({"a": torch.ones(3)})[:-7])
+    tf_like = b"\x80\x02cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01."
+    with pytest.raises(WeightsError, match="TensorFlow"):
+        read_pickle(tf_like)
     # plain tensors and containers are fine
     assert torch.equal(read_pickle(pickle.dumps({"a": [torch.arange(3)]}))["a"][0], torch.arange(3))
