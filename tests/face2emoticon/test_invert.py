@@ -152,3 +152,25 @@ def test_psnr():
     b = a + 0.02
     assert psnr(a, b).shape == (2,)
     assert psnr(a, b)[0].item() == pytest.approx(10 * np.log10(4 / 0.0004), rel=1e-4)
+
+
+def test_invert_cli_on_an_aligned_crop(G, tmp_path, capsys):
+    from PIL import Image
+
+    from face2emoticon.checkpoint import save_generator
+    from ui.cli import main
+
+    _, target = _sample(G, 8, 1)
+    crop = ((target[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+    Image.fromarray(crop).resize((64, 64)).save(tmp_path / "crop.png")
+    gpath = save_generator(G, tmp_path / "g")
+    out = tmp_path / "latent.safetensors"
+    assert main(["invert", str(tmp_path / "crop.png"), "--weights", str(gpath), "--style", "dog", "--crop",
+                 "-o", str(out), "--steps", "3"]) == 0
+    ws, _, meta = load_latent(out)
+    assert ws.shape == (1, G.num_ws, G.w_dim) and meta["class_index"] == "1"
+    assert Image.open(out.with_suffix(".png")).size == (32, 16)  # target | result
+    assert "final lpips" in capsys.readouterr().out
+    assert main(["invert", str(tmp_path / "crop.png"), "--weights", str(gpath), "--style", "cow", "--crop",
+                 "-o", str(out)]) == 2
+    assert "unknown style" in capsys.readouterr().err
