@@ -223,12 +223,12 @@ def main() -> None:
                                                             if v >= 0.05) + ")")
         stem = f"emoget_{o.styles[0]}_{o.expressions[0]}"
         d1, d2, d3, d4 = st.columns(4)
-        d1.download_button("GIF", files["gif"], f"{stem}.gif", "image/gif", key="dl_gif")
-        d2.download_button("WebP", files["webp"], f"{stem}.webp", "image/webp", key="dl_webp")
-        d3.download_button("MP4", files["mp4"], f"{stem}.mp4", "video/mp4", key="dl_mp4")
+        d1.download_button("GIF", files["gif"], f"{stem}.gif", "image/gif", key="dl_gif", on_click="ignore")
+        d2.download_button("WebP", files["webp"], f"{stem}.webp", "image/webp", key="dl_webp", on_click="ignore")
+        d3.download_button("MP4", files["mp4"], f"{stem}.mp4", "video/mp4", key="dl_mp4", on_click="ignore")
         if "preset" in files:
             d4.download_button(f"Sticker ({files['preset_name']})", files["preset"], f"{stem}_{files['preset_name']}",
-                               key="dl_preset")
+                               key="dl_preset", on_click="ignore")
 
     st.subheader("5 · The whole pack")
     st.caption("Every expression in every style, a contact sheet and sticker files, in one zip.")
@@ -240,7 +240,7 @@ def main() -> None:
     pack = st.session_state.get("pack")
     if pack and pack["photo"] == image_digest(image):
         st.download_button("Download the pack (zip)", pack["zip"], "emoget_pack.zip", "application/zip",
-                           key="dl_pack")
+                           key="dl_pack", on_click="ignore")
 
 
 main()

@@ -36,7 +36,7 @@ from landmarks.errors import EmogetError
 log = logging.getLogger(__name__)
 
 STAGES = ("detect", "align", "invert", "stylize", "animate", "compose", "export")
-FORMATS = ("gif", "webp", "apng", "mp4", "webm")
+FORMATS = ("gif", "webp", "apng", "png", "mp4", "webm")  # png = APNG
 
 ProgressFn = Callable[[str, float], None]
 
@@ -193,9 +193,8 @@ class Stages:
 def default_stages() -> Stages:
     """The real stages. Imports lazily so that importing the pipeline stays cheap."""
     try:
-        from video_gen.animate import animate
-
         import landmarks
+        from video_gen.animate import animate
         from video_gen.export import save_animation
         from video_gen.matte import alpha_matte
     except ImportError as exc:
@@ -579,14 +578,15 @@ class Pipeline:
 
     @staticmethod
     def extension(options: RenderOptions) -> str:
+        """The file suffix (no dot) for ``options``: its format, or the preset's default when the preset
+        does not accept that format."""
         if options.preset:
             from video_gen.presets import PRESETS
 
             if options.preset not in PRESETS:
                 raise OptionsError(f"unknown preset {options.preset!r}; choose one of {', '.join(PRESETS)}")
-            fmt = getattr(PRESETS[options.preset], "format", None)
-            if fmt:
-                return str(fmt).lower().lstrip(".")
+            accepted = [f.lstrip(".") for f in PRESETS[options.preset].formats]
+            return options.format if options.format in accepted else accepted[0]
         return options.format
 
     def _compose(self, frames, image, aligned, options: RenderOptions):
