@@ -1,0 +1,70 @@
+"""Pipeline speed: photo → 24-frame 128-px GIF per stage, cold and warm; batch throughput, 1 vs 2 workers.
+
+Cold = the first render in this process (models load, first inversion); warm = a second photo
+with everything loaded. Batch: the sample photos (copied a few times) rendered by ``run_batch``
+with 1 and then 2 worker processes; the ratio is measured in this run.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ui.batch import run_batch
+from ui.demo import sample_photos
+from ui.pipeline import Pipeline, RenderOptions
+
+OPTIONS = RenderOptions(expressions=("happy",), frames=24, size=128)
+
+
+def _row(label: str, timings: dict[str, float], total: float) -> str:
+    return f"{label:5s} total {total:6.2f} s | " + "  ".join(f"{k} {v:5.2f}" for k, v in timings.items())
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    photos = sample_photos()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        pipeline = Pipeline()
+        pipeline.stylizer(OPTIONS)
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cold = pipeline.render(photos[0], options=OPTIONS, output=tmp / "cold.gif")
+        cold_s = time.perf_counter() - t0 + load_s
+        t0 = time.perf_counter()
+        warm = pipeline.render(photos[1], options=OPTIONS, output=tmp / "warm.gif")
+        warm_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cached = pipeline.render(photos[1], options=OPTIONS.replace(expressions=("sad",)), output=tmp / "again.gif")
+        cached_s = time.perf_counter() - t0
+        print("photo → 24-frame 128-px GIF, seconds per stage (1 thread)")
+        print(f"model load {load_s:.2f} s (counted in cold)")
+        print(_row("cold", cold.timings, cold_s))
+        print(_row("warm", warm.timings, warm_s))
+        print(_row("same photo, new expression (inversion cached)", cached.timings, cached_s))
+        print(f"warm target ≤ 10 s: {'met' if warm_s <= 10 else 'NOT met'} ({warm_s:.2f} s)")
+
+        in_dir = tmp / "in"
+        in_dir.mkdir()
+        for i in range(3):
+            for p in photos:
+                shutil.copy(p, in_dir / f"{p.stem}_{i}{p.suffix}")
+        opts = OPTIONS.replace(expressions=("happy", "surprised"))
+        rates = {}
+        for workers in (1, 2):
+            s = run_batch(in_dir, tmp / f"out{workers}", options=opts, workers=workers, progress=False,
+                          pipeline=Pipeline())
+            rates[workers] = s.outputs_per_second
+            print(f"batch {workers} worker(s): {s.ok} GIFs in {s.seconds:.1f} s = {rates[workers]:.2f} GIF/s "
+                  f"({s.failed} failed)")
+        ratio = rates[2] / rates[1] if rates[1] else 0.0
+        print(f"2 workers vs 1: {ratio:.2f}x (target ≥ 1.7x; {'met' if ratio >= 1.7 else 'NOT met'} here)")
+
+
+if __name__ == "__main__":
+    main()
