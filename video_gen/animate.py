@@ -1,0 +1,124 @@
+"""One still + its 68 landmarks → a looping animation of an expression.
+
+``animate(still, points, expression=...)`` normalises the face (its own scale and
+orientation, :class:`~video_gen.geometry.FaceFrame`), asks the motion model (or the
+prior) for a looping displacement sequence, resamples it to the requested frame
+count, maps it back to this face's pixels and warps the still frame by frame
+(:class:`~video_gen.warp.Warper`, set up once). It works at whatever resolution the
+still has: warp at the output size, not at the generator's.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+
+from landmarks.errors import EmogetError
+from video_gen.expressions import get_expression
+from video_gen.geometry import FaceFrame
+from video_gen.warp import Warper, WarpOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Animation:
+    """``frames``: list of ``uint8 [H,W,C]``; ``points``: ``float32 [T,68,2]`` pixels per frame; ``fps``."""
+
+    frames: list[np.ndarray]
+    points: np.ndarray
+    fps: float
+    expression: str = ""
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.frames) / self.fps
+
+    def save(self, path, **kwargs):
+        """Shortcut for :func:`video_gen.export.save_animation` with this animation's fps."""
+        from video_gen.export import save_animation
+
+        return save_animation(self.frames, path, fps=self.fps, **kwargs)
+
+
+def resample_loop(disp: np.ndarray, frames: int) -> np.ndarray:
+    """A closed loop ``[T+1,...]`` (row T == row 0) → ``frames`` evenly spaced phases ``[frames,...]`` (periodic spline)."""
+    disp = np.asarray(disp, np.float64)
+    t0 = disp.shape[0] - 1
+    if frames == t0:
+        return disp[:-1].astype(np.float32)
+    flat = disp.reshape(t0 + 1, -1).copy()
+    flat[-1] = flat[0]
+    spline = CubicSpline(np.linspace(0, 1, t0 + 1), flat, bc_type="periodic", axis=0)
+    out = spline(np.arange(frames) / frames)
+    return out.reshape(frames, *disp.shape[1:]).astype(np.float32)
+
+
+def motion_sequence(points: np.ndarray, *, expression: str, intensity: float = 1.0, frames: int = 24,
+                    seed: int | None = None, generator=None, model=None, source: str = "model") -> np.ndarray:
+    """Landmark positions ``float32 [frames,68,2]`` (pixels of this face) for one loop of ``expression``.
+
+    ``source``: ``"model"`` (the MoCoGAN generator; ``model`` = a loaded one or None for the shipped
+    default) or ``"prior"`` (sample the AU prior directly). An expression the model was not trained on
+    falls back to the prior.
+    """
+    points = np.asarray(points, np.float64)
+    if points.shape != (68, 2) or not np.isfinite(points).all():
+        raise EmogetError(f"landmarks must be 68 finite (x, y) points, got shape {points.shape}")
+    if frames < 2:
+        raise EmogetError(f"an animation needs at least 2 frames, got {frames}")
+    get_expression(expression)
+    frame = FaceFrame.from_points(points)
+    content = frame.to_unit(points).astype(np.float32)
+    if source not in ("model", "prior"):
+        raise EmogetError(f"unknown motion source {source!r}; use 'model' or 'prior'")
+    disp = None
+    if source == "model":
+        from video_gen.motion import generate, load_motion_model
+
+        G = model if model is not None and not isinstance(model, str) else load_motion_model(model)
+        if expression in G.cfg.class_names:
+            disp = generate(G, content, expression, intensity=intensity, seed=seed, generator=generator)[0]
+        else:
+            log.warning("motion model has no %r; using the expression prior (retrain with `emoget train-motion`)",
+                        expression)
+    if disp is None:
+        from video_gen.prior import sample_sequence
+
+        rng = np.random.default_rng(seed) if generator is None else np.random.default_rng(int(generator.initial_seed()))
+        disp = sample_sequence(expression, frames=16, intensity=intensity, rng=rng, content=content)
+    loop = resample_loop(disp, frames)
+    return (points[None] + frame.vectors_to_pixels(loop)).astype(np.float32)
+
+
+def animate(still: np.ndarray, points: np.ndarray, *, expression: str, intensity: float = 1.0, frames: int = 24,
+            fps: float = 12.0, seed: int | None = None, generator=None, model=None, source: str = "model",
+            warp: WarpOptions | None = None) -> Animation:
+    """Animate ``still`` (``uint8 [H,W,3]``, or ``[H,W,4]`` with alpha) whose landmarks are ``points [68,2]`` px.
+
+    Args:
+        expression: a name in :data:`video_gen.expressions.EXPRESSIONS`.
+        intensity: 0 (barely) .. 1 (full).
+        frames, fps: the loop's length; it lasts ``frames / fps`` seconds and its last frame leads
+            back into its first.
+        seed / generator: make the take reproducible (``torch.Generator``); None = random.
+        model: a loaded :class:`~video_gen.motion.MotionGenerator`, a weights path, or None (shipped default).
+        source: ``"model"`` or ``"prior"`` (see :func:`motion_sequence`).
+        warp: :class:`~video_gen.warp.WarpOptions` (piecewise-affine by default, ``method="tps"`` for a spline).
+    Returns an :class:`Animation` (frames, per-frame landmarks ``[T,68,2]``, fps).
+    """
+    still = np.asarray(still)
+    if still.dtype != np.uint8 or still.ndim != 3 or still.shape[2] not in (3, 4):
+        raise EmogetError(f"the still must be a uint8 RGB(A) image [H,W,3|4], got {still.dtype} {still.shape}")
+    if fps <= 0:
+        raise EmogetError(f"fps must be positive, got {fps}")
+    seq = motion_sequence(points, expression=expression, intensity=intensity, frames=frames, seed=seed,
+                          generator=generator, model=model, source=source)
+    warper = Warper(still, points, options=warp)
+    out = [warper.warp(p) for p in seq]
+    return Animation(frames=out, points=seq, fps=float(fps), expression=expression)
