@@ -115,8 +115,8 @@ def controls(styles: list[str], expressions: list[str]) -> dict:
 def render_files(pipeline: Pipeline, image: np.ndarray, options: RenderOptions) -> dict:
     """Render one animation with a progress bar per stage; returns the files' bytes."""
     bars = {}
-    box = st.container(border=True)
-    with box:
+    box = st.empty()  # cleared once the files are ready
+    with box.container(border=True):
         for stage in STAGES:
             bars[stage] = st.progress(0.0, text=STAGE_TITLES[stage])
 

@@ -115,7 +115,10 @@ def drive(app: App, photo: Path, *, style: str, expression: str, out: Path, time
             gif = out / "download.gif"
             info.value.save_as(gif)
         finally:
-            page.screenshot(path=str(out / "page.png"), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 2600})  # the page scrolls inside its own pane
+            page.evaluate("document.querySelectorAll('section, div').forEach(e => { e.scrollTop = 0; })")
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(out / "page.png"))
             browser.close()
     keep = os.environ.get("EMOGET_SCREENSHOT")
     if keep:
