@@ -5,7 +5,13 @@ from vg_helpers import face_points, textured
 
 from video_gen.animate import animate, resample_loop
 from video_gen.expressions import EXPRESSIONS, list_expressions
-from video_gen.motion import MotionConfig, MotionGenerator, generate, load_motion_model, save_motion_model
+from video_gen.motion import (
+    MotionConfig,
+    MotionGenerator,
+    generate,
+    load_motion_model,
+    save_motion_model,
+)
 from video_gen.prior import sample_dataset, sample_sequence
 from video_gen.train_motion import TrainConfig, train
 
@@ -70,3 +76,18 @@ def test_shipped_model_animates_every_expression():
     for name in EXPRESSIONS:
         anim = animate(img, pts, expression=name, frames=4, fps=8, seed=0, model=G)
         assert len(anim) == 4
+
+
+def test_cli_animate_with_landmarks_and_prior(tmp_path):
+    import json
+
+    import imageio.v3 as iio
+
+    from ui.cli import main
+
+    iio.imwrite(tmp_path / "s.png", textured(64))
+    (tmp_path / "l.json").write_text(json.dumps(face_points(64).tolist()))
+    out = tmp_path / "o.gif"
+    assert main(["animate", str(tmp_path / "s.png"), "--landmarks", str(tmp_path / "l.json"), "--expression", "wink",
+                 "--frames", "4", "--prior", "--seed", "0", "-o", str(out)]) == 0
+    assert out.exists()

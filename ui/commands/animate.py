@@ -1,0 +1,72 @@
+"""``emoget animate STILL --expression E -o OUT`` (or ``--drive VIDEO``)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from landmarks.errors import EmogetError
+
+
+def register(subparsers) -> None:
+    from video_gen.expressions import EXPRESSIONS
+    from video_gen.presets import PRESETS
+
+    p = subparsers.add_parser("animate", help="animate a still face (expression or driving video) to GIF/WebP/APNG/MP4")
+    p.add_argument("still", help="image of a face (a stylised still or a photo crop)")
+    p.add_argument("--landmarks", help="JSON with 68 (x, y) points (a list, or {'points': [...]}); default: detect")
+    p.add_argument("--expression", default="happy", choices=list(EXPRESSIONS))
+    p.add_argument("--intensity", type=float, default=1.0)
+    p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--fps", type=float, default=12.0)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--prior", action="store_true", help="sample the AU prior instead of the motion model")
+    p.add_argument("--method", choices=["affine", "tps"], default="affine", help="warp")
+    p.add_argument("--preset", choices=list(PRESETS), help="fit a platform's sticker limits")
+    p.add_argument("--transparent", action="store_true", help="cut the background out (MediaPipe selfie segmentation)")
+    p.add_argument("--drive", metavar="VIDEO", help="drive the still with the face in this video instead")
+    p.add_argument("-o", "--output", required=True, help="OUT.gif / .webp / .png (APNG) / .mp4 / .webm")
+    p.set_defaults(func=_run)
+
+
+def _points(args, image) -> np.ndarray:
+    if args.landmarks:
+        data = json.loads(Path(args.landmarks).read_text())
+        pts = np.asarray(data["points"] if isinstance(data, dict) else data, np.float32)
+        if pts.shape != (68, 2):
+            raise EmogetError(f"{args.landmarks} must hold 68 (x, y) points, got shape {pts.shape}")
+        return pts
+    import landmarks
+
+    return np.asarray(landmarks.detect(image).points, np.float32)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import landmarks
+    from video_gen.export import inspect, save_animation
+    from video_gen.warp import WarpOptions
+
+    image = landmarks.load_image(args.still)
+    points = _points(args, image)
+    warp = WarpOptions(method=args.method)
+    if args.drive:
+        from video_gen.drive import drive
+
+        anim = drive(image, points, args.drive, intensity=args.intensity, warp=warp)
+    else:
+        from video_gen.animate import animate
+
+        anim = animate(image, points, expression=args.expression, intensity=args.intensity, frames=args.frames,
+                       fps=args.fps, seed=args.seed, source="prior" if args.prior else "model", warp=warp)
+    alpha = None
+    if args.transparent:
+        from video_gen.matte import alpha_matte
+
+        alpha = np.stack([alpha_matte(f) for f in anim.frames])
+    out = save_animation(anim.frames, args.output, fps=anim.fps, preset=args.preset, alpha=alpha)
+    info = inspect(out)
+    print(f"{out}: {info.n_frames} frames {info.size[0]}x{info.size[1]}, {info.total_ms / 1000:.2f} s, "
+          f"{info.bytes / 1000:.1f} KB")
+    return 0
