@@ -215,8 +215,8 @@ def run_batch(in_dir, out_dir, *, options: RenderOptions | None = None, workers:
     """Render every photo in ``in_dir`` × ``options.styles`` × ``options.expressions`` into ``out_dir``.
 
     ``workers``: processes (1 = in this process). ``dry_run``: only list the jobs (via ``echo``).
-    ``pipeline``: the pipeline to use (default: the real one; worker processes inherit it where
-    processes fork, otherwise they build the real one).
+    ``pipeline``: the pipeline to use (default: the real one). Worker processes build their own
+    real pipeline; a pipeline of injected stages is inherited by forked workers instead.
     """
     global _WORKER_PIPELINE
     options = options or RenderOptions()
@@ -272,8 +272,11 @@ def run_batch(in_dir, out_dir, *, options: RenderOptions | None = None, workers:
 
 
 def _run_pool(by_photo, in_dir, out_dir, options, workers, record) -> None:
-    # Fork where available: workers inherit the loaded pipeline (models are shared copy-on-write).
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    # The real stages are not fork-safe once used (MediaPipe's graph and torch's thread pools hang
+    # in a forked child), so real workers are spawned and build their own pipeline. Injected
+    # stand-in stages are forked, so the workers inherit them.
+    fork = _WORKER_PIPELINE is not None and _WORKER_PIPELINE.injected and "fork" in mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if fork else "spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
     pending = dict(by_photo)
     try:

@@ -414,6 +414,7 @@ class Pipeline:
 
     def __init__(self, *, stages: Stages | None = None, cache: LatentCache | None = None):
         self._stages = stages
+        self.injected = stages is not None  # stand-in stages (tests) rather than the real ones
         self.cache = cache if cache is not None else LatentCache()
         self._stylizers: dict[tuple, Any] = {}
         self._lock = threading.Lock()
