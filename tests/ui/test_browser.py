@@ -91,6 +91,29 @@ class App:
         self.log.close()
 
 
+def settle(page, timeout_s: float = 30):
+    """Wait until the script rerun a widget started has finished (Streamlit's status widget is gone)."""
+    page.wait_for_timeout(200)
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=timeout_s * 1000)
+
+
+def choose(page, key: str, option: str, tries: int = 5):
+    """Pick `option` in the selectbox `key`; a rerun that lands while the list is open closes it, so retry."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries):
+        settle(page)
+        page.locator(f".st-key-{key}").click()
+        item = page.get_by_role("option", name=option, exact=True)
+        try:
+            item.wait_for(timeout=5000)
+            item.click()
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"could not choose {option!r} in the {key!r} selectbox")
+
+
 def drive(app: App, photo: Path, *, style: str, expression: str, out: Path, timeout_s: float) -> Path:
     from playwright.sync_api import sync_playwright
 
@@ -104,8 +127,7 @@ def drive(app: App, photo: Path, *, style: str, expression: str, out: Path, time
             page.get_by_text("Upload a photo of a face").wait_for()
             page.locator(".st-key-upload input[type=file]").set_input_files(str(photo))
             page.locator(".st-key-style").get_by_text(style, exact=True).click()
-            page.locator(".st-key-expression").click()
-            page.get_by_role("option", name=expression, exact=True).click()
+            choose(page, "expression", expression)
             page.locator(".st-key-animate button").click()
             button = page.locator(".st-key-dl_gif button")
             button.wait_for()
