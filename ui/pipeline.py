@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from landmarks.errors import EmogetError
+from landmarks.errors import EmogetError, WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,13 @@ class RenderOptions:
     preset: str | None = _opt(None, "sticker preset (discord, slack, line, telegram, kakao): fits size, "
                                     "frames and file size to the platform's limits")
     format: str = _opt("gif", "file format when no output name says it: " + ", ".join(FORMATS))
-    weights: str | None = _opt(None, "generator weights: a registry name or a .safetensors/.pt/.pkl path "
-                                     "(default: the shipped generator)")
+    weights: str | None = _opt(None, "generator weights: a registry name, a .safetensors/.pt/.pkl path or a "
+                                     "train-gan run folder (default: the shipped generator)")
+    base_weights: str | None = _opt(None, "network blending (Toonify): the base generator the --weights model "
+                                          "was fine-tuned from (e.g. FFHQ); the photo is inverted in the base "
+                                          "and rendered with the blend of the two")
+    blend_resolution: int = _opt(32, "with --base-weights: synthesis blocks below this resolution come from "
+                                     "the base, the rest from --weights")
     landmark_backend: str = _opt("mediapipe", "face landmark backend: mediapipe, fan or dlib")
     face_index: int | None = _opt(None, "which face when the photo has several (0 = largest)")
     device: str = _opt("cpu", "torch device, e.g. cpu or cuda")
@@ -99,13 +104,21 @@ class RenderOptions:
             raise OptionsError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
         if self.invert_steps < 0:
             raise OptionsError(f"invert_steps must be >= 0, got {self.invert_steps}")
+        if self.blend_resolution < 4 or self.blend_resolution & (self.blend_resolution - 1):
+            raise OptionsError(f"blend_resolution must be a power of two >= 4, got {self.blend_resolution}")
 
     def replace(self, **changes) -> RenderOptions:
         return dataclasses.replace(self, **changes)
 
     def inversion_key(self) -> tuple:
         """The options that change detection and inversion (and so the cached latent)."""
-        return (self.weights, self.landmark_backend, self.face_index, self.device, self.invert_steps, self.seed)
+        return (*self.stylizer_key(), self.landmark_backend, self.face_index, self.invert_steps, self.seed)
+
+    def stylizer_key(self) -> tuple:
+        """The options that choose the stylizer's models."""
+        if self.base_weights is None:
+            return (self.weights, self.device)
+        return (self.weights, self.device, self.base_weights, self.blend_resolution)
 
 
 # --------------------------------------------------------------------------- results
@@ -221,24 +234,37 @@ class GanStylizer:
     toward ``s``'s mean face), to ``s``'s mean w: ``w_s = mean_w(s) + (1 - strength) * (w - mean_w(k))``.
     """
 
-    def __init__(self, G, *, encoder=None, device: str = "cpu", invert_style: str | None = None):
+    def __init__(self, G, *, encoder=None, device: str = "cpu", invert_style: str | None = None,
+                 invert_G=None, name: str = "custom"):
         import torch
 
         self.torch = torch
         self.device = torch.device(device)
         self.G = G.to(self.device).eval().requires_grad_(False)
+        # Network blending inverts in the base generator and renders with the blend (same w space).
+        self.invert_G = invert_G.to(self.device).eval().requires_grad_(False) if invert_G is not None else self.G
+        if self.invert_G.num_ws != self.G.num_ws or self.invert_G.cfg.w_dim != self.G.cfg.w_dim:
+            raise WeightsError("the base and the styled generator have different latent spaces: blend a model "
+                               "with the base it was fine-tuned from")
         self.encoder = encoder.to(self.device).eval() if encoder is not None else None
-        self.styles = list(G.cfg.class_names)
+        # An unconditional generator (e.g. a toonified FFHQ model) is one style, named after its file.
+        self.conditional = bool(G.cfg.class_names)
+        self.styles = list(G.cfg.class_names) or [name]
         self.resolution = int(G.cfg.resolution)
         self.invert_style = invert_style or self.styles[0]
-        self._means: dict[str, Any] = {}
+        self._means: dict[tuple, Any] = {}
 
-    def mean_w(self, style: str):
+    def class_index(self, style: str) -> int | None:
+        return self.styles.index(style) if self.conditional else None
+
+    def mean_w(self, style: str, G=None):
         """[1,w_dim] the style's mean w (the generator's own seeded, cached estimate)."""
-        if style not in self._means:
+        G = self.G if G is None else G
+        key = (id(G), style)
+        if key not in self._means:
             with self.torch.no_grad():
-                self._means[style] = self.G.mean_w(self.styles.index(style)).to(self.device)
-        return self._means[style]
+                self._means[key] = G.mean_w(self.class_index(style)).to(self.device)
+        return self._means[key]
 
     def to_tensor(self, image: np.ndarray):
         """uint8 [H,W,3] → float32 [1,3,R,R] in [-1,1] at the generator's resolution."""
@@ -258,12 +284,12 @@ class GanStylizer:
         mask = None
         if points is not None:
             mask = face_mask(np.asarray(points), image_size=crop.shape[0], resolution=self.resolution)
-        result = invert(self.G, crop, class_index=self.styles.index(self.invert_style), num_steps=steps,
+        result = invert(self.invert_G, crop, class_index=self.class_index(self.invert_style), num_steps=steps,
                         encoder=self.encoder, mask=mask, generator=self.torch.Generator().manual_seed(seed),
                         progress=(lambda step, total, *_: progress(step / max(total, 1))) if progress else None)
         ws = result.ws
         if ws.ndim == 2:
-            ws = ws[:, None, :].repeat(1, self.G.num_ws, 1)
+            ws = ws[:, None, :].repeat(1, self.invert_G.num_ws, 1)
         return ws.detach()
 
     def render(self, latent, style: str, *, strength: float, size: int) -> np.ndarray:
@@ -272,7 +298,7 @@ class GanStylizer:
 
         if style not in self.styles:
             raise OptionsError(f"unknown style {style!r}; choose one of {', '.join(self.styles)}")
-        base = self.mean_w(self.invert_style)[:, None, :]
+        base = self.mean_w(self.invert_style, self.invert_G)[:, None, :]
         target = self.mean_w(style)[:, None, :]
         ws = target + (1.0 - strength) * (latent - base)
         with self.torch.no_grad():
@@ -283,27 +309,56 @@ class GanStylizer:
         return img
 
 
-def load_stylizer(weights: str | None = None, device: str = "cpu") -> GanStylizer:
+def load_stylizer(weights: str | None = None, device: str = "cpu", *, base: str | None = None,
+                  blend_resolution: int = 32) -> GanStylizer:
     """The stylizer for ``weights``: a registry name, a path to our ``.safetensors`` (JSON config beside it),
-    a rosinality ``.pt`` or an NVlabs ``.pkl``; None = the shipped default generator (and its encoder)."""
+    a ``train-gan`` run folder, a rosinality ``.pt`` or an NVlabs ``.pkl``; None = the shipped default
+    generator (and its encoder).
+
+    ``base``: network blending (Toonify) — the generator ``weights`` was fine-tuned from. The photo is
+    inverted in the base; stills come from the blend of the two (blocks below ``blend_resolution`` from
+    the base, the rest from ``weights``).
+    """
     import weights as registry
-    from face2emoticon import checkpoint
 
     encoder = None
-    if weights is None or weights in registry.load_registry():
-        name = weights or DEFAULT_GENERATOR
-        path = registry.path_of(name)
-        if weights is None and DEFAULT_ENCODER in registry.load_registry():
-            from face2emoticon.encoder import load_encoder
+    if weights is None and DEFAULT_ENCODER in registry.load_registry():
+        from face2emoticon.encoder import load_encoder
 
-            encoder = load_encoder(registry.path_of(DEFAULT_ENCODER), device=device)
+        encoder = load_encoder(registry.path_of(DEFAULT_ENCODER), device=device)
+    G = _load_generator(weights or DEFAULT_GENERATOR, device)
+    name = Path(weights).stem if weights and not G.cfg.class_names else "custom"
+    if base is None:
+        return GanStylizer(G, encoder=encoder, device=device, name=name)
+    from face2emoticon.blend import blend
+
+    B = _load_generator(base, device)
+    try:
+        blended = blend(B, G, swap_resolution=blend_resolution, low_from="base", mapping_from="tuned")
+    except ValueError as e:
+        raise WeightsError(f"cannot blend {weights} with the base {base}: {e}") from e
+    return GanStylizer(blended, device=device, invert_G=B, name=name)
+
+
+def _load_generator(weights: str, device: str):
+    """A generator from a registry name or a path (our format, a run folder, rosinality .pt, NVlabs .pkl)."""
+    import weights as registry
+    from face2emoticon.foreign import load_any_generator
+
+    if weights in registry.load_registry():
+        path = registry.path_of(weights)
     else:
         path = Path(weights).expanduser()
         if not path.exists():
             raise EmogetError(f"weights {weights!r} not found: give a registry name (see `emoget weights list`) "
-                              "or the path of a .safetensors, .pt or .pkl generator")
-    G = checkpoint.load_generator(path, device=device)
-    return GanStylizer(G, encoder=encoder, device=device)
+                              "or the path of a .safetensors, .pt or .pkl generator or a train-gan run folder")
+    try:
+        return load_any_generator(path, device=device)
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        if isinstance(e, EmogetError):
+            raise
+        raise WeightsError(f"could not read generator weights {path}: {e}. Give our .safetensors (with its "
+                           ".json), a rosinality stylegan2-pytorch .pt or an NVlabs stylegan2-ada/3 .pkl") from e
 
 
 # --------------------------------------------------------------------------- cache
@@ -428,13 +483,15 @@ class Pipeline:
     def stylizer(self, options: RenderOptions | None = None):
         """The (cached) stylizer for these options' weights and device."""
         options = options or RenderOptions()
-        key = (options.weights, options.device)
+        key = options.stylizer_key()
         with self._lock:
             if key not in self._stylizers:
                 t0 = time.perf_counter()
                 # The stylizer alone needs only face2emoticon: don't require every stage to list styles.
                 make = self._stages.stylizer if self._stages is not None else load_stylizer
-                self._stylizers[key] = make(options.weights, options.device)
+                blending = {} if options.base_weights is None else {
+                    "base": options.base_weights, "blend_resolution": options.blend_resolution}
+                self._stylizers[key] = make(options.weights, options.device, **blending)
                 log.info("loaded stylizer %s in %.2f s", key, time.perf_counter() - t0)
             return self._stylizers[key]
 

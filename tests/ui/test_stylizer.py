@@ -6,6 +6,7 @@ import torch
 from face2emoticon.checkpoint import save_generator
 from face2emoticon.config import GeneratorConfig
 from face2emoticon.networks import Generator
+from landmarks.errors import WeightsError
 from ui.pipeline import GanStylizer, OptionsError, load_stylizer
 
 
@@ -43,3 +44,66 @@ def test_load_stylizer_from_a_path(toy_g, tmp_path):
     assert s.styles == ["plain", "fancy"]
     with pytest.raises(Exception, match="not found"):
         load_stylizer(str(tmp_path / "missing.safetensors"))
+
+
+def _toy_unconditional(seed):
+    cfg = GeneratorConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256, channel_max=16)
+    return Generator(cfg, seed=seed)
+
+
+def _crop(G, seed=3):
+    with torch.no_grad():
+        img = G(torch.randn(1, 16, generator=torch.Generator().manual_seed(seed)))
+    return ((img[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).byte().numpy()
+
+
+def test_unconditional_weights_are_one_style_named_after_the_file(tmp_path):
+    G = _toy_unconditional(2)
+    path = save_generator(G, tmp_path / "toon-faces")
+    s = load_stylizer(str(path))
+    assert s.styles == ["toon-faces"] and not s.conditional
+    ws = s.invert(_crop(G), seed=0, steps=2)
+    img = s.render(ws, "toon-faces", strength=0.0, size=16)
+    assert img.shape == (16, 16, 3)
+
+
+def test_blending_inverts_in_the_base_and_renders_with_the_blend(tmp_path):
+    base = _toy_unconditional(2)
+    tuned = _toy_unconditional(2)
+    with torch.no_grad():  # a "fine-tune": only the 16-px block moves
+        for name, p in tuned.named_parameters():
+            if name.startswith("synthesis.b16."):
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(7)) * 0.5)
+    base_path = save_generator(base, tmp_path / "base")
+    tuned_path = save_generator(tuned, tmp_path / "tuned")
+    s = load_stylizer(str(tuned_path), base=str(base_path), blend_resolution=16)
+    crop = _crop(base)
+    ws = s.invert(crop, seed=0, steps=2)
+    ws_base = load_stylizer(str(base_path)).invert(crop, seed=0, steps=2)
+    assert torch.allclose(ws, ws_base), "the photo is inverted in the base generator"
+    blended = s.render(ws, s.styles[0], strength=0.0, size=16)
+    only_base = load_stylizer(str(base_path)).render(ws, "base", strength=0.0, size=16)
+    assert not np.array_equal(blended, only_base), "the 16-px block comes from the tuned generator"
+    # a swap above the output resolution is the base generator exactly
+    same = load_stylizer(str(tuned_path), base=str(base_path), blend_resolution=32).render(
+        ws, s.styles[0], strength=0.0, size=16)
+    assert np.array_equal(same, only_base)
+
+
+def test_blending_different_architectures_is_a_clear_error(toy_g, tmp_path):
+    base_path = save_generator(_toy_unconditional(2), tmp_path / "base")
+    other = GeneratorConfig(resolution=16, z_dim=16, w_dim=8, mapping_layers=2, channel_base=256, channel_max=16)
+    other_path = save_generator(Generator(other, seed=0), tmp_path / "other")
+    with pytest.raises(WeightsError, match="blend"):
+        load_stylizer(str(other_path), base=str(base_path))
+
+
+def test_unreadable_weights_are_a_clear_error(toy_g, tmp_path):
+    path = save_generator(toy_g, tmp_path / "bad")
+    path.write_bytes(b"not a checkpoint")  # the JSON config is fine, the tensors are not
+    with pytest.raises(WeightsError, match="not a readable safetensors"):
+        load_stylizer(str(path))
+    lonely = tmp_path / "lonely.safetensors"
+    lonely.write_bytes(b"x")
+    with pytest.raises(WeightsError, match="json"):
+        load_stylizer(str(lonely))
