@@ -7,9 +7,22 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.emoget-installed
 PORT ?= 8501
 
-.PHONY: setup run demo test test-fast bench data browser lint clean
+.PHONY: setup node run demo test test-fast bench data browser lint clean
 
-setup: $(STAMP)
+NODE_DIR := face2emoticon/styledata
+NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
+
+setup: $(STAMP) node
+
+# The vector stylizer's renderer (DiceBear + Twemoji + resvg, pinned by package-lock.json).
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
+	else \
+		echo "npm not found: install Node.js 18+ for the vector stylizer (the neural one works without it)"; \
+	fi
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -36,6 +36,8 @@ from landmarks.errors import EmogetError, WeightsError
 log = logging.getLogger(__name__)
 
 STAGES = ("detect", "align", "invert", "stylize", "animate", "compose", "export")
+STYLIZERS = ("vector", "gan")
+ATTRIBUTES = ("skin", "hair_colour", "hair_length", "glasses", "beard")  # the vector stylizer's overrides
 FORMATS = ("gif", "webp", "apng", "png", "mp4", "webm")  # png = APNG
 
 ProgressFn = Callable[[str, float], None]
@@ -81,6 +83,17 @@ class RenderOptions:
     invert_steps: int = _opt(60, "inversion optimisation steps (more: closer likeness, slower)")
     paste_back: bool = _opt(False, "put the animated face back into the original photo at its original size")
     transparent: bool = _opt(False, "transparent background (GIF, WebP, APNG)")
+    stylizer: str = _opt("vector", "how the person is drawn: vector (the style's own vector art, from the skin "
+                                   "tone, hair, glasses and beard read off the photo; crisp at any size) or gan "
+                                   "(the learnt StyleGAN2 with inversion; --weights/--base-weights apply)")
+    skin: int | None = _opt(None, "vector stylizer: skin tone, 0 (lightest) to 4 (darkest) "
+                                  "(default: read from the photo)")
+    hair_colour: str | None = _opt(None, "vector stylizer: hair colour: black, dark-brown, brown, auburn, "
+                                         "blond, red or grey (default: read from the photo)")
+    hair_length: str | None = _opt(None, "vector stylizer: hair length: short, long or bald "
+                                         "(default: read from the photo)")
+    glasses: bool | None = _opt(None, "vector stylizer: glasses, yes or no (default: read from the photo)")
+    beard: bool | None = _opt(None, "vector stylizer: beard, yes or no (default: read from the photo)")
 
     def __post_init__(self):
         for name in ("styles", "expressions"):
@@ -106,16 +119,37 @@ class RenderOptions:
             raise OptionsError(f"invert_steps must be >= 0, got {self.invert_steps}")
         if self.blend_resolution < 4 or self.blend_resolution & (self.blend_resolution - 1):
             raise OptionsError(f"blend_resolution must be a power of two >= 4, got {self.blend_resolution}")
+        self._check_attributes()
+
+    def _check_attributes(self) -> None:
+        from face2emoticon.styledata import people
+
+        if self.stylizer not in STYLIZERS:
+            raise OptionsError(f"unknown stylizer {self.stylizer!r}; choose one of {', '.join(STYLIZERS)}")
+        tones = len(people.SKIN_TONES)
+        if self.skin is not None and not 0 <= self.skin < tones:
+            raise OptionsError(f"skin must be 0 (lightest) to {tones - 1} (darkest), got {self.skin}")
+        for name, known in (("hair_colour", people.HAIR_COLOURS), ("hair_length", people.HAIR_LENGTHS)):
+            v = getattr(self, name)
+            if v is not None and v not in known:
+                raise OptionsError(f"unknown {name.replace('_', ' ')} {v!r}; choose one of {', '.join(known)}")
 
     def replace(self, **changes) -> RenderOptions:
         return dataclasses.replace(self, **changes)
 
     def inversion_key(self) -> tuple:
         """The options that change detection and inversion (and so the cached latent)."""
-        return (*self.stylizer_key(), self.landmark_backend, self.face_index, self.invert_steps, self.seed)
+        return (*self.stylizer_key(), self.landmark_backend, self.face_index, self.invert_steps, self.seed,
+                tuple(sorted(self.attribute_overrides().items())))
+
+    def attribute_overrides(self) -> dict:
+        """The person's attributes the user set (vector stylizer); the rest are read from the photo."""
+        return {k: getattr(self, k) for k in ATTRIBUTES if getattr(self, k) is not None}
 
     def stylizer_key(self) -> tuple:
         """The options that choose the stylizer's models."""
+        if self.stylizer == "vector":
+            return ("vector",)
         if self.base_weights is None:
             return (self.weights, self.device)
         return (self.weights, self.device, self.base_weights, self.blend_resolution)
@@ -201,6 +235,8 @@ class Stages:
     alpha_matte: Callable[[np.ndarray], np.ndarray]
     save_animation: Callable[..., Path]
     expressions: Callable[[], list[str]] | None = None  # names of the expressions; None = video_gen's registry
+    # builds the vector stylizer (``--stylizer vector``); stand-in stages without one use ``stylizer`` for both
+    vector_stylizer: Callable[[], Any] | None = None
 
 
 def default_stages() -> Stages:
@@ -216,7 +252,7 @@ def default_stages() -> Stages:
     return Stages(
         load_image=landmarks.load_image, detect=landmarks.detect, align=landmarks.align, stylizer=load_stylizer,
         animate=animate, paste_back=landmarks.paste_back, alpha_matte=alpha_matte, save_animation=save_animation,
-        expressions=available_expressions,
+        expressions=available_expressions, vector_stylizer=load_vector_stylizer,
     )
 
 
@@ -253,6 +289,13 @@ class GanStylizer:
         self.resolution = int(G.cfg.resolution)
         self.invert_style = invert_style or self.styles[0]
         self._means: dict[tuple, Any] = {}
+
+    def points(self, style: str, size: int) -> np.ndarray | None:
+        """float32 [68,2]: where ``style``'s renders (which the generator learnt) draw the face parts, in a
+        ``size`` px still; None for a style without a template (e.g. an unconditional generator)."""
+        from face2emoticon.style_landmarks import style_points
+
+        return style_points(style, size)
 
     def class_index(self, style: str) -> int | None:
         return self.styles.index(style) if self.conditional else None
@@ -338,6 +381,13 @@ def load_stylizer(weights: str | None = None, device: str = "cpu", *, base: str 
     except ValueError as e:
         raise WeightsError(f"cannot blend {weights} with the base {base}: {e}") from e
     return GanStylizer(blended, device=device, invert_G=B, name=name)
+
+
+def load_vector_stylizer():
+    """The vector stylizer: attributes read off the photo, drawn with each style's vector art (Node.js)."""
+    from face2emoticon.vector import VectorStylizer
+
+    return VectorStylizer()
 
 
 def _load_generator(weights: str, device: str):
@@ -488,10 +538,14 @@ class Pipeline:
             if key not in self._stylizers:
                 t0 = time.perf_counter()
                 # The stylizer alone needs only face2emoticon: don't require every stage to list styles.
-                make = self._stages.stylizer if self._stages is not None else load_stylizer
-                blending = {} if options.base_weights is None else {
-                    "base": options.base_weights, "blend_resolution": options.blend_resolution}
-                self._stylizers[key] = make(options.weights, options.device, **blending)
+                vector = load_vector_stylizer if self._stages is None else self._stages.vector_stylizer
+                if options.stylizer == "vector" and vector is not None:
+                    self._stylizers[key] = vector()
+                else:
+                    make = self._stages.stylizer if self._stages is not None else load_stylizer
+                    blending = {} if options.base_weights is None else {
+                        "base": options.base_weights, "blend_resolution": options.blend_resolution}
+                    self._stylizers[key] = make(options.weights, options.device, **blending)
                 log.info("loaded stylizer %s in %.2f s", key, time.perf_counter() - t0)
             return self._stylizers[key]
 
@@ -553,13 +607,17 @@ class Pipeline:
         for si, style in enumerate(styles):
             still = timer.run("stylize", stylizer.render, latent, style, strength=options.strength,
                               size=options.size, done=(si + 1) / len(styles))
-            still_points = points
+            # The still's own face geometry when the stylizer knows it (cartoon faces differ from the photo's).
+            style_points = getattr(stylizer, "points", None)
+            still_points = style_points(style, options.size) if style_points is not None else None
+            still_points = points if still_points is None else np.asarray(still_points, dtype=np.float32)
             for ei, expression in enumerate(options.expressions):
                 i = si * len(options.expressions) + ei
                 done = (i + 1) / n
+                peak = timer.run("stylize", self._peak, stylizer, latent, style, expression, options, done=done)
                 anim = timer.run("animate", st.animate, still, still_points, expression=expression,
                                  intensity=options.intensity, frames=options.frames, fps=options.fps,
-                                 seed=options.seed, done=done)
+                                 seed=options.seed, done=done, **peak)
                 frames, alpha = timer.run("compose", self._compose, anim.frames, image, aligned, options, done=done)
                 clip = Clip(style=style, expression=expression, still=still, points=still_points,
                             frames=frames, fps=float(anim.fps), alpha=alpha)
@@ -615,10 +673,22 @@ class Pipeline:
         small = timer.run("align", self.stages.align, image, face.points, size=stylizer.resolution)
         latent = timer.run("invert", stylizer.invert, small.image, seed=options.seed, steps=options.invert_steps,
                            points=small.points, progress=lambda f: timer.report("invert", f))
+        overrides = options.attribute_overrides()
+        if overrides and hasattr(stylizer, "override"):
+            latent = stylizer.override(latent, **overrides)
         cache.put(key, latent)
         return latent, False
 
     # ----------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _peak(stylizer, latent, style: str, expression: str, options: RenderOptions) -> dict:
+        """``{"peak": still}`` when the stylizer draws ``expression`` itself (the animation blends into it)."""
+        variants = getattr(stylizer, "expression_variants", None)
+        if variants is None or expression not in variants(style):
+            return {}
+        return {"peak": stylizer.render(latent, style, strength=options.strength, size=options.size,
+                                        expression=expression)}
 
     def _targets(self, photo, options: RenderOptions, styles: Sequence[str], output) -> list[Path] | None:
         if output is None:
@@ -766,10 +836,19 @@ def add_option_arguments(parser, *, exclude: Sequence[str] = ()) -> None:
             parser.add_argument(flag, plural, dest=f.name, type=_csv, default=None,
                                 help=f"{help_}; comma-separated for several (default: {default})")
         else:
-            kind = {"float": float, "int": int}.get(str(f.type).split(" ")[0], str)
+            kind = {"float": float, "int": int, "bool": _yes_no}.get(str(f.type).split(" ")[0], str)
             if f.name == "face_index":
                 kind = int
             parser.add_argument(flag, dest=f.name, type=kind, default=None, help=f"{help_} (default: {f.default})")
+
+
+def _yes_no(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("yes", "y", "true", "1", "on"):
+        return True
+    if t in ("no", "n", "false", "0", "off"):
+        return False
+    raise ValueError(f"expected yes or no, got {text!r}")
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -781,7 +860,7 @@ def options_from_args(args, **overrides) -> RenderOptions:
     values = {}
     for f in dataclasses.fields(RenderOptions):
         v = getattr(args, f.name, None)
-        if v is not None and v is not False:
+        if v is not None and not (v is False and f.default is False):  # --no-X flags give False
             values[f.name] = v
     values.update(overrides)
     return RenderOptions(**values)

@@ -98,7 +98,7 @@ def motion_sequence(points: np.ndarray, *, expression: str, intensity: float = 1
 
 def animate(still: np.ndarray, points: np.ndarray, *, expression: str, intensity: float = 1.0, frames: int = 24,
             fps: float = 12.0, seed: int | None = None, generator=None, model=None, source: str = "model",
-            warp: WarpOptions | None = None) -> Animation:
+            warp: WarpOptions | None = None, peak: np.ndarray | None = None) -> Animation:
     """Animate ``still`` (``uint8 [H,W,3]``, or ``[H,W,4]`` with alpha) whose landmarks are ``points [68,2]`` px.
 
     Args:
@@ -110,6 +110,9 @@ def animate(still: np.ndarray, points: np.ndarray, *, expression: str, intensity
         model: a loaded :class:`~video_gen.motion.MotionGenerator`, a weights path, or None (shipped default).
         source: ``"model"`` or ``"prior"`` (see :func:`motion_sequence`).
         warp: :class:`~video_gen.warp.WarpOptions` (piecewise-affine by default, ``method="tps"`` for a spline).
+        peak: the same face drawn with the expression (``uint8``, the still's shape and landmarks), e.g. a
+            vector style's own expression art: both are warped alike and the frames blend into it as the
+            expression rises (:func:`peak_weights`), so the apex shows the drawn expression crisply.
     Returns an :class:`Animation` (frames, per-frame landmarks ``[T,68,2]``, fps).
     """
     still = np.asarray(still)
@@ -121,4 +124,43 @@ def animate(still: np.ndarray, points: np.ndarray, *, expression: str, intensity
                           generator=generator, model=model, source=source)
     warper = Warper(still, points, options=warp)
     out = [warper.warp(p) for p in seq]
+    if peak is not None:
+        peak = np.asarray(peak)
+        if peak.shape != still.shape or peak.dtype != np.uint8:
+            raise EmogetError(f"the peak image must match the still ({still.dtype} {still.shape}), "
+                              f"got {peak.dtype} {peak.shape}")
+        weights = peak_weights(points, seq) * min(1.0, intensity / 0.3)
+        peak_warper = Warper(peak, points, options=warp)
+        out = [f if w <= 0.0 else _blend(f, peak_warper.warp(p), w) for f, p, w in zip(out, seq, weights)]
     return Animation(frames=out, points=seq, fps=float(fps), expression=expression)
+
+
+# Brows and mouth: the parts an expression moves (eyes blink in every expression, so they don't count).
+_EXPRESSIVE = np.r_[17:27, 48:68]
+
+
+def peak_weights(points: np.ndarray, seq: np.ndarray, *, low: float = 0.3, high: float = 0.7) -> np.ndarray:
+    """``float32 [T]`` in [0,1]: how far each frame of ``seq [T,68,2]`` is into the expression.
+
+    The brows' and mouth's displacement from ``points [68,2]`` once head motion (a similarity fit) is
+    taken out, relative to the loop's largest, through a smoothstep from ``low`` to ``high``: 0 at rest
+    (so a loop that starts and ends at rest starts and ends on the still), 1 around the apex.
+    """
+    from video_gen.geometry import apply_affine, fit_similarity
+
+    rest = np.asarray(points, np.float64)
+    mags = []
+    for p in np.asarray(seq, np.float64):
+        m = fit_similarity(p, rest)
+        mags.append(float(np.linalg.norm(apply_affine(m, p)[_EXPRESSIVE] - rest[_EXPRESSIVE], axis=1).mean()))
+    mags = np.asarray(mags)
+    if mags.max() <= 1e-6:
+        return np.zeros(len(mags), np.float32)
+    x = np.clip((mags / mags.max() - low) / (high - low), 0.0, 1.0)
+    return (x * x * (3 - 2 * x)).astype(np.float32)
+
+
+def _blend(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+    if w >= 1.0:
+        return b
+    return np.clip(np.rint(a.astype(np.float32) * (1 - w) + b.astype(np.float32) * w), 0, 255).astype(np.uint8)
