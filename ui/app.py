@@ -34,6 +34,8 @@ MAX_UPLOAD_MB = float(os.environ.get("EMOGET_MAX_UPLOAD_MB", "10"))  # the page'
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 SIZES = [64, 96, 128, 192, 256]
 PRESETS = ["none", "discord", "slack", "line", "telegram", "kakao"]
+STYLIZER_TITLES = {"vector": "vector art (drawn from your photo)", "gan": "neural (StyleGAN2, experimental)"}
+SKIN_TITLES = ["1 · lightest", "2", "3", "4", "5 · darkest"]
 STAGE_TITLES = {"detect": "finding the face", "align": "cropping", "invert": "learning your face",
                 "stylize": "drawing the style", "animate": "animating", "compose": "compositing",
                 "export": "encoding"}
@@ -93,7 +95,33 @@ def overlay(image: np.ndarray, face) -> Image.Image:
     return im
 
 
-def controls(styles: list[str], expressions: list[str]) -> dict:
+def attribute_row(person, photo: str) -> dict:
+    """Selectboxes with the attributes read from the photo; returns the ones the user changed."""
+    from face2emoticon.styledata.people import HAIR_COLOURS, HAIR_LENGTHS
+
+    read = person.attributes
+    choices = {"skin": list(range(len(SKIN_TITLES))), "hair_colour": list(HAIR_COLOURS),
+               "hair_length": list(HAIR_LENGTHS), "glasses": [False, True], "beard": [False, True]}
+    labels = {"skin": "Skin tone", "hair_colour": "Hair colour", "hair_length": "Hair", "glasses": "Glasses",
+              "beard": "Beard"}
+    if st.session_state.get("attrs_photo") != photo:  # a new photo: start from what it shows
+        for name in choices:
+            st.session_state[f"attr_{name}"] = getattr(read, name)
+        st.session_state["attrs_photo"] = photo
+    st.caption("What we read from your photo. Not quite you? Adjust:")
+    changed = {}
+    for col, (name, options) in zip(st.columns(len(choices)), choices.items()):
+        fmt = (lambda v: SKIN_TITLES[v]) if name == "skin" else (lambda v: ("yes" if v else "no")) if isinstance(
+            options[0], bool) else str
+        value = col.selectbox(labels[name], options, key=f"attr_{name}", format_func=fmt,
+                              help=f"read from the photo: {fmt(getattr(read, name))} "
+                                   f"(confidence {read.confidence(name):.0%})")
+        if value != getattr(read, name):
+            changed[name] = value
+    return changed
+
+
+def controls(styles: list[str], expressions: list[str], *, strength_applies: bool = True) -> dict:
     st.subheader("3 · Expression and settings")
     c1, c2 = st.columns(2)
     with c1:
@@ -101,7 +129,8 @@ def controls(styles: list[str], expressions: list[str]) -> dict:
         expression = st.selectbox("Expression", expressions, index=default, key="expression")
         intensity = st.slider("Expression intensity", 0.0, 1.0, 0.8, 0.05, key="intensity")
         strength = st.slider("Stylisation strength", 0.0, 1.0, RenderOptions.strength, 0.05, key="strength",
-                             help="0 keeps most of you, 1 is the style's average face")
+                             help="0 keeps most of you, 1 is the style's average face (neural stylizer)",
+                             disabled=not strength_applies)
     with c2:
         size = st.select_slider("Size (px)", SIZES, value=128, key="size")
         fps = st.slider("Speed (frames per second)", 4, 30, 12, 1, key="fps")
@@ -172,7 +201,11 @@ def main() -> None:
         st.info("Upload a photo of a face (or take one with the camera) to start.", icon="📷")
         return
     name, data = photo
-    base = RenderOptions()
+    stylizer = st.radio("Drawn as", list(STYLIZER_TITLES), key="stylizer", horizontal=True,
+                        format_func=STYLIZER_TITLES.get,
+                        help="vector art: your skin tone, hair, glasses and beard drawn with each style's own art, "
+                             "crisp at any size; neural: a StyleGAN2 learns your face (slower, still in training)")
+    base = RenderOptions(stylizer=stylizer)
     try:
         image = pipeline.load(data, name=name)
         face = pipeline.face(image, options=base, cache=session_cache())
@@ -192,8 +225,12 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001
         friendly(exc)
         return
+    overrides = attribute_row(latent, image_digest(image)) if hasattr(latent, "attributes") else {}
+    if overrides:
+        base = base.replace(**overrides)
+        latent = pipeline.latent(image, face, options=base, cache=session_cache())
     strength = st.session_state.get("strength", base.strength)
-    thumbs_key = (image_digest(image), round(float(strength), 3))
+    thumbs_key = (image_digest(image), round(float(strength), 3), base.inversion_key())
     if st.session_state.get("thumbs_key") != thumbs_key:
         st.session_state["thumbs"] = [pipeline.thumbnail(latent, s, options=base.replace(strength=strength))
                                       for s in styles]
@@ -201,7 +238,7 @@ def main() -> None:
     st.image(st.session_state["thumbs"], caption=styles, width=96)
     style = st.radio("Style", styles, key="style", horizontal=True)
 
-    settings = controls(styles, pipeline.expressions())
+    settings = controls(styles, pipeline.expressions(), strength_applies=stylizer != "vector")
     options = base.replace(styles=(style,), **settings)
 
     st.subheader("4 · Your emoticon")

@@ -59,3 +59,34 @@ def test_vector_pipeline_to_gif(tmp_path):
     assert np.abs(dark.still.astype(int) - clip.still).sum() > 0
     person = pipe.latent(res.image, pipe.face(res.image), options=opts)
     assert person.attributes.skin <= 1 and not person.attributes.overridden
+
+
+@requires_node
+def test_page_shows_and_applies_the_attributes(monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    import ui.pipeline
+
+    monkeypatch.setattr(ui.pipeline, "_default", Pipeline())
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "ui" / "app.py"), default_timeout=120)
+        at.run()
+        photo = (SAMPLES / "grace_hopper.jpg").read_bytes()
+        at.file_uploader(key="upload").set_value(("grace_hopper.jpg", photo, "image/jpeg"))
+        at.run()
+        assert not at.exception and not at.error
+        assert at.radio(key="stylizer").value == "vector"
+        assert at.selectbox(key="attr_glasses").value is True
+        assert at.selectbox(key="attr_hair_colour").value == "grey"
+        at.selectbox(key="attr_beard").set_value(True)
+        at.radio(key="style").set_value("micah")
+        at.select_slider(key="size").set_value(64)
+        at.run()
+        at.button(key="animate").click().run()
+        assert not at.exception and not at.error
+        o = at.session_state["result"]["options"]
+        assert (o.stylizer, o.beard, o.glasses, o.styles) == ("vector", True, None, ("micah",))
+    finally:
+        st.cache_resource.clear()
