@@ -107,9 +107,9 @@ def figures(out: str | Path = "docs", *, size: int = 128) -> list[Path]:
         person = pipe.latent(res.image, pipe.face(res.image), options=opts)
         a = person.attributes
         tiles = [res.crop] + [c.still for c in res.clips]
-        rows.append((np.concatenate(tiles, 1), f"{name}: skin {a.skin + 1}/5, {a.hair_colour} {a.hair_length} hair, "
-                                               f"glasses {'yes' if a.glasses else 'no'}, "
-                                               f"beard {'yes' if a.beard else 'no'}"))
+        caption = (f"{name}: skin {a.skin + 1}/5, {a.hair_colour} {a.hair_length} hair, "
+                   f"glasses {'yes' if a.glasses else 'no'}, beard {'yes' if a.beard else 'no'}")
+        rows.append((np.concatenate(tiles, 1), caption))
     label_h = 16
     header = Image.new("RGB", (rows[0][0].shape[1], label_h), "white")
     d = ImageDraw.Draw(header)
