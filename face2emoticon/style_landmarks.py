@@ -8,7 +8,8 @@ turned). Landmark detectors fail on cartoons; the style data tells exactly where
   face parts, so the pixels that change (summed over identities and expressions) mark the eyes with
   their brows and the mouth;
 * the emoji style draws every person with the same face, and a different face emoji per expression:
-  across people (skin tones, hair) its eyes and mouth are the dark pixels that never change.
+  across people (skin tones, hair) its eyes are the dark blobs that never change; the rest of the
+  template follows the mean face's proportions from the eyes (:func:`fit_from_eyes`).
 
 The change map is split into two eye regions (left, right) and a mouth region; a mean face
 (68 points in face units, from the expression prior's AU model) is mapped onto them by the affine map
@@ -87,6 +88,8 @@ def constant_dark_map(styles_dir: Path, style: str, *, size: int = 128, identiti
 
     hull = ndimage.binary_closing(face, iterations=max(2, size // 24))
     hull = ndimage.binary_fill_holes(hull)
+    # Away from the face's outline (hair and ear edges are dark too, and move with the person).
+    hull = ndimage.binary_erosion(hull, iterations=max(2, size // 10))
     mean = stack.mean(0)
     k = max(3, size // 12) | 1
     return np.clip((ndimage.median_filter(mean, size=k) - mean) / 40.0, 0, 1) * hull
@@ -176,6 +179,43 @@ def fit_template(boxes: dict[str, np.ndarray], mean_face: np.ndarray, *, brows_m
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def eye_blobs(dmap: np.ndarray, *, floor: float = 0.5) -> np.ndarray:
+    """``[2,2]`` unit-coordinate centres of the two largest blobs of ``dmap > floor`` level with each other
+    (right eye, image left, first): a shared face's eyes, its most constant dark parts."""
+    from scipy import ndimage
+
+    lab, n = ndimage.label(dmap > floor)
+    if n < 2:
+        raise ValueError("fewer than two dark blobs: no eyes found")
+    sizes = ndimage.sum(np.ones_like(dmap), lab, index=range(1, n + 1))
+    centres = np.array(ndimage.center_of_mass(dmap, lab, index=range(1, n + 1)))[:, ::-1]  # (x, y)
+    order = np.argsort(sizes)[::-1]
+    best = None
+    for i in order[:6]:
+        for j in order[:6]:
+            if i < j and abs(centres[i, 1] - centres[j, 1]) < 0.05 * dmap.shape[0]:
+                score = sizes[i] + sizes[j]
+                if best is None or score > best[0]:
+                    best = (score, i, j)
+    if best is None:
+        raise ValueError("no pair of dark blobs level with each other: no eyes found")
+    pair = centres[[best[1], best[2]]]
+    return pair[np.argsort(pair[:, 0])] / dmap.shape[0]
+
+
+def fit_from_eyes(eyes: np.ndarray, mean_face: np.ndarray) -> np.ndarray:
+    """``float32 [68,2]``: ``mean_face`` moved, turned and scaled so its eye centres land on ``eyes [2,2]``
+    (the rest, mouth included, keeps the mean face's proportions)."""
+    mf = np.asarray(mean_face, np.float64)
+    src = np.stack([mf[_EYE_R].mean(0), mf[_EYE_L].mean(0)])
+    (a, b), (c, d) = src, np.asarray(eyes, np.float64)
+    vs, vd = b - a, d - c
+    z = complex(*vd) / complex(*vs)  # rotation and scale as one complex number
+    pts = (mf[:, 0] - a[0]) + 1j * (mf[:, 1] - a[1])
+    moved = pts * z + complex(*c)
+    return np.clip(np.c_[moved.real, moved.imag], 0.0, 1.0).astype(np.float32)
+
+
 def build(data: str | os.PathLike, mean_face: np.ndarray, *, styles: tuple[str, ...] | None = None,
           size: int = 128) -> dict[str, np.ndarray]:
     """Templates ``{style: float32 [68,2]}`` measured on the style data in ``data`` (``pairs/``, ``styles/``)."""
@@ -187,8 +227,8 @@ def build(data: str | os.PathLike, mean_face: np.ndarray, *, styles: tuple[str, 
         if styles and st.name not in styles:
             continue
         if st.kind == "emoji":
-            boxes = regions(constant_dark_map(data / "styles", st.name, size=size), floor=0.3)
-            out[st.name] = fit_template(boxes, mean_face, brows_move=False)
+            out[st.name] = fit_from_eyes(eye_blobs(constant_dark_map(data / "styles", st.name, size=size)),
+                                         mean_face)
         else:
             cmap = change_map(data / "pairs", st.name, size=size)
             out[st.name] = fit_template(regions(cmap, floor=0.1 * float(cmap.max())), mean_face)
