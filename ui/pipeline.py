@@ -94,6 +94,8 @@ class RenderOptions:
                                          "(default: read from the photo)")
     glasses: bool | None = _opt(None, "vector stylizer: glasses, yes or no (default: read from the photo)")
     beard: bool | None = _opt(None, "vector stylizer: beard, yes or no (default: read from the photo)")
+    upscale: bool = _opt(True, "sharpen stills larger than the generator's resolution with the learned x4 "
+                               "upscaler (off: plain Lanczos resize)")
 
     def __post_init__(self):
         for name in ("styles", "expressions"):
@@ -222,7 +224,7 @@ class Stages:
     """The stage functions the pipeline calls; see DEVELOPERS.md for their contracts.
 
     ``stylizer(weights, device)`` builds a :class:`GanStylizer`-like object (``styles``, ``resolution``,
-    ``invert(crop, *, seed, steps, points, progress)``, ``render(latent, style, *, strength, size)``);
+    ``invert(crop, *, seed, steps, points, progress)``, ``render(latent, style, *, strength, size, upscale)``);
     it is called once per (weights, device) and kept.
     """
 
@@ -260,6 +262,7 @@ def default_stages() -> Stages:
 
 DEFAULT_GENERATOR = "stylegan2-emoget-64"
 DEFAULT_ENCODER = "encoder-emoget-64"
+DEFAULT_UPSCALER = "upscale-emoget-x4"
 
 
 class GanStylizer:
@@ -271,7 +274,7 @@ class GanStylizer:
     """
 
     def __init__(self, G, *, encoder=None, device: str = "cpu", invert_style: str | None = None,
-                 invert_G=None, name: str = "custom"):
+                 invert_G=None, name: str = "custom", upscaler=None):
         import torch
 
         self.torch = torch
@@ -283,6 +286,8 @@ class GanStylizer:
             raise WeightsError("the base and the styled generator have different latent spaces: blend a model "
                                "with the base it was fine-tuned from")
         self.encoder = encoder.to(self.device).eval() if encoder is not None else None
+        # Stills shown larger than the generator's resolution go through this x4 network (None: Lanczos only).
+        self.upscaler = upscaler.to(self.device).eval() if upscaler is not None else None
         # An unconditional generator (e.g. a toonified FFHQ model) is one style, named after its file.
         self.conditional = bool(G.cfg.class_names)
         self.styles = list(G.cfg.class_names) or [name]
@@ -335,8 +340,12 @@ class GanStylizer:
             ws = ws[:, None, :].repeat(1, self.invert_G.num_ws, 1)
         return ws.detach()
 
-    def render(self, latent, style: str, *, strength: float, size: int) -> np.ndarray:
-        """latent from :meth:`invert` → uint8 [size,size,3] the person in ``style``."""
+    def render(self, latent, style: str, *, strength: float, size: int, upscale: bool = True) -> np.ndarray:
+        """latent from :meth:`invert` → uint8 [size,size,3] the person in ``style``.
+
+        ``upscale``: when ``size`` exceeds the generator's resolution and an upscaler is loaded, the still is
+        upscaled x4 (again while still smaller than ``size``) before the final Lanczos resize to ``size``.
+        """
         from PIL import Image
 
         if style not in self.styles:
@@ -347,6 +356,11 @@ class GanStylizer:
         with self.torch.no_grad():
             img = self.G.synthesis(ws, noise_mode="const")
         img = ((img[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+        if upscale and self.upscaler is not None and size > img.shape[0]:
+            from face2emoticon.upscale import upscale as sr
+
+            while img.shape[0] < size:
+                img = sr(self.upscaler, img)
         if img.shape[0] != size:
             img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.LANCZOS))
         return img
@@ -371,8 +385,9 @@ def load_stylizer(weights: str | None = None, device: str = "cpu", *, base: str 
         encoder = load_encoder(registry.path_of(DEFAULT_ENCODER), device=device)
     G = _load_generator(weights or DEFAULT_GENERATOR, device)
     name = Path(weights).stem if weights and not G.cfg.class_names else "custom"
+    upscaler = _load_upscaler(device)
     if base is None:
-        return GanStylizer(G, encoder=encoder, device=device, name=name)
+        return GanStylizer(G, encoder=encoder, device=device, name=name, upscaler=upscaler)
     from face2emoticon.blend import blend
 
     B = _load_generator(base, device)
@@ -380,7 +395,22 @@ def load_stylizer(weights: str | None = None, device: str = "cpu", *, base: str 
         blended = blend(B, G, swap_resolution=blend_resolution, low_from="base", mapping_from="tuned")
     except ValueError as e:
         raise WeightsError(f"cannot blend {weights} with the base {base}: {e}") from e
-    return GanStylizer(blended, device=device, invert_G=B, name=name)
+    return GanStylizer(blended, device=device, invert_G=B, name=name, upscaler=upscaler)
+
+
+def _load_upscaler(device: str):
+    """The registry's x4 upscaler of stills, or None (then stills are Lanczos-resized) when it is not there."""
+    import weights as registry
+
+    if DEFAULT_UPSCALER not in registry.load_registry():
+        return None
+    from face2emoticon.upscale import load_upscaler
+
+    try:
+        return load_upscaler(registry.path_of(DEFAULT_UPSCALER), device=device)
+    except WeightsError as e:
+        log.warning("stills will be Lanczos-resized: %s", e)
+        return None
 
 
 def load_vector_stylizer():
@@ -606,7 +636,7 @@ class Pipeline:
         n = len(styles) * len(options.expressions)
         for si, style in enumerate(styles):
             still = timer.run("stylize", stylizer.render, latent, style, strength=options.strength,
-                              size=options.size, done=(si + 1) / len(styles))
+                              size=options.size, upscale=options.upscale, done=(si + 1) / len(styles))
             # The still's own face geometry when the stylizer knows it (cartoon faces differ from the photo's).
             style_points = getattr(stylizer, "points", None)
             still_points = style_points(style, options.size) if style_points is not None else None
@@ -644,7 +674,8 @@ class Pipeline:
     def thumbnail(self, latent, style: str, *, options: RenderOptions | None = None, size: int = 96) -> np.ndarray:
         """uint8 [size,size,3]: the person of ``latent`` in ``style`` (for a gallery)."""
         options = options or RenderOptions()
-        return self.stylizer(options).render(latent, style, strength=options.strength, size=size)
+        return self.stylizer(options).render(latent, style, strength=options.strength, size=size,
+                                             upscale=options.upscale)
 
     def expressions(self) -> list[str]:
         """The expression names the motion stage offers."""
@@ -828,7 +859,10 @@ def add_option_arguments(parser, *, exclude: Sequence[str] = ()) -> None:
             continue
         flag = "--" + f.metadata.get("flag", f.name).replace("_", "-")
         help_ = f.metadata["help"]
-        if f.type in ("bool", bool):
+        if f.type in ("bool", bool) and f.default:
+            parser.add_argument("--no-" + flag[2:], dest=f.name, action="store_false", default=None,
+                                help=f"{help_} (default: on; this flag turns it off)")
+        elif f.type in ("bool", bool):
             parser.add_argument(flag, dest=f.name, action="store_true", help=help_)
         elif f.name in ("styles", "expressions"):
             plural = "--" + f.name

@@ -64,7 +64,7 @@ class FakeStylizer:
         time.sleep(self.delay)
         return crop.reshape(-1, 3).mean(0) + seed
 
-    def render(self, latent, style, *, strength, size):
+    def render(self, latent, style, *, strength, size, upscale=True):
         tint = {"alpha": (1.0, 0.6, 0.6), "beta": (0.6, 1.0, 0.6), "gamma": (0.6, 0.6, 1.0)}[style]
         img = np.ones((size, size, 3), np.float32) * np.clip(latent, 0, 255) * np.array(tint) * (1 - 0.5 * strength)
         img[size // 4: size // 2, size // 4: 3 * size // 4] = 255

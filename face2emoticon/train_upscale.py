@@ -1,0 +1,557 @@
+"""Training the ×4 upscaler on style renders, with GAN-like degradations; and its evaluation.
+
+Pairs are free: the style renders ``DATA/<style>/*.png`` are 256 px vector art. A training pair is a
+random ``crop`` of a render (the target) and its ×4 downsample through a random mix of degradations that
+make it look like a 64-px generator's output (:func:`degrade`): Gaussian blur before and/or after the
+downsample, a random resampling filter, occasional extra smoothing, slight colour jitter, mild noise,
+rounding to 8 bits. The network learns to restore flat colour areas and crisp dark outlines.
+
+The last ``holdout`` files (sorted names: the last identities) of each style are never trained on; they
+are the validation set, scored for the upscaler and for bicubic on two inputs: degraded the same way
+(fixed seeds) and plainly Lanczos-downsampled (what the generator was trained to imitate).
+
+Run folder::
+
+    RUN/config.json                      options and architecture
+    RUN/log.jsonl                        losses every ``log_every`` steps; ``{"step", "val": {...}}`` lines
+    RUN/checkpoint/state.safetensors     model + Adam moments + bookkeeping (resume), written atomically
+    RUN/upscaler.safetensors (+ .json)   the model to ship
+    RUN/samples/step-0000500.png         rows: validation images; columns: input (nearest), bicubic,
+                                         upscaler, target
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import platform
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from face2emoticon import checkpoint as ckpt
+from face2emoticon.dataset import IMAGE_EXTENSIONS, DatasetError
+from face2emoticon.upscale import (
+    SCALE,
+    Upscaler,
+    UpscalerConfig,
+    build,
+    save_upscaler,
+    to_uint8,
+)
+from landmarks.errors import EmogetError
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED = 20240601  # degradations of the validation images: image i uses EVAL_SEED + i
+
+
+def _opt(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class UpscaleTrainOptions:
+    """Options of ``emoget train-upscaler``; ``steps`` also sets the cosine learning-rate schedule."""
+
+    steps: int = _opt(5000, "training steps (the learning rate decays to lr_min over them)")
+    minutes: float | None = _opt(None, "stop after this many minutes of wall time (checkpointed; re-run resumes)")
+    batch: int = _opt(16, "crops per step")
+    crop: int = _opt(128, "target crop size in pixels (a multiple of 4; the input is crop/4)")
+    lr: float = _opt(2e-3, "Adam learning rate")
+    lr_min: float = _opt(2e-5, "learning rate at the last step (cosine)")
+    edge_weight: float = _opt(0.5, "weight of the L1 loss on image gradients (crisp outlines)")
+    lpips_weight: float = _opt(0.0, "weight of the LPIPS-alex loss (0 = off; doubles a step's cost on CPU)")
+    plain_p: float = _opt(0.2, "probability that a pair's input is a plain downsample (no degradation)")
+    seed: int = _opt(0, "random seed (data order, crops, degradations, init)")
+    per_style: int = _opt(1000, "training images loaded per style (0 = all but the held-out ones)")
+    holdout: int = _opt(50, "last files of each style kept out of training for validation")
+    val_per_style: int = _opt(8, "held-out images per style scored during training")
+    val_every: int = _opt(500, "score the validation images every N steps")
+    sample_every: int = _opt(500, "write a sample grid every N steps")
+    log_every: int = _opt(50, "append the mean losses to log.jsonl every N steps")
+    checkpoint_minutes: float = _opt(5.0, "write the resumable checkpoint every N minutes")
+    channels: int = _opt(32, "width of the residual blocks")
+    blocks: int = _opt(4, "residual blocks at the input resolution")
+    up_channels: str = _opt("32,16", "widths after the first and second pixel-shuffle stage")
+
+    def __post_init__(self):
+        if self.crop % SCALE or self.crop < 4 * SCALE:
+            raise EmogetError(f"crop must be a multiple of {SCALE} and at least {4 * SCALE}, got {self.crop}")
+        if self.batch < 1 or self.steps < 1:
+            raise EmogetError("steps and batch must be at least 1")
+
+    def model_config(self) -> UpscalerConfig:
+        return UpscalerConfig(channels=self.channels, blocks=self.blocks,
+                              up_channels=tuple(int(c) for c in str(self.up_channels).split(",")))
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+RESUME_MUTABLE = {"steps", "minutes", "val_every", "sample_every", "log_every", "checkpoint_minutes",
+                  "val_per_style"}
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+def split_files(data_dir: str | os.PathLike, *, holdout: int) -> tuple[list[str], dict[str, list[Path]],
+                                                                       dict[str, list[Path]]]:
+    """``(styles, train files per style, held-out files per style)``: the last ``holdout`` sorted files of
+    each style folder are held out."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DatasetError(f"no data folder '{root}'; make the style renders with `make data` or give a folder "
+                           "with one subfolder of images per style")
+    styles = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    train, val = {}, {}
+    for s in styles:
+        files = sorted(p for p in (root / s).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if len(files) <= holdout:
+            raise DatasetError(f"style folder '{root / s}' has {len(files)} images, need more than the "
+                               f"{holdout} held out for validation")
+        train[s], val[s] = files[:-holdout] if holdout else files, files[-holdout:] if holdout else []
+    if not styles:
+        raise DatasetError(f"'{root}' has no style subfolders of images")
+    return styles, train, val
+
+
+def read_image(path: Path, *, size: int | None = None, background=(242, 242, 242)) -> np.ndarray:
+    """uint8 ``[S,S,3]``: centre-cropped square, alpha composited over ``background``, resized to ``size``."""
+    with Image.open(path) as im:
+        im.load()
+        if im.mode in ("RGBA", "LA", "P"):
+            im = im.convert("RGBA")
+            bg = Image.new("RGBA", im.size, (*background, 255))
+            im = Image.alpha_composite(bg, im)
+        im = im.convert("RGB")
+        w, h = im.size
+        if w != h:
+            s = min(w, h)
+            im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+        if size is not None and im.size[0] != size:
+            im = im.resize((size, size), Image.Resampling.LANCZOS)
+        return np.array(im)
+
+
+def _images_tensor(paths: list[Path], size: int | None) -> torch.Tensor:
+    arrays = [read_image(p, size=size) for p in paths]
+    side = arrays[0].shape[0]
+    if size is None and any(a.shape[0] != side for a in arrays):
+        arrays = [read_image(p, size=side) for p in paths]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+# ------------------------------------------------------------------------------------------ degradations
+
+def _gauss(sigma: float) -> torch.Tensor:
+    r = max(1, math.ceil(3 * sigma))
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sigma) ** 2)
+    return k / k.sum()
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``[B,C,H,W]`` (reflect borders); ``sigma`` in pixels."""
+    if sigma <= 0:
+        return x
+    k = _gauss(sigma).to(x)
+    c, r = x.shape[1], (k.numel() - 1) // 2
+    r = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
+    k = k[(k.numel() - 1) // 2 - r:(k.numel() - 1) // 2 + r + 1]
+    k = k / k.sum()
+    x = F.pad(x, (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def downsample(x: torch.Tensor, mode: str = "bicubic") -> torch.Tensor:
+    """``[B,C,H,W]`` → ``[B,C,H/4,W/4]`` with ``area``, antialiased ``bilinear`` or antialiased ``bicubic``."""
+    size = (x.shape[-2] // SCALE, x.shape[-1] // SCALE)
+    if mode == "area":
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Round ``[-1,1]`` values to the 256 levels of an 8-bit image."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+
+
+def degrade(hr: torch.Tensor, *, generator: torch.Generator, plain_p: float = 0.2) -> torch.Tensor:
+    """``hr [B,3,H,W]`` in ``[-1,1]`` (H, W multiples of 4) → ``[B,3,H/4,W/4]``, looking like a GAN's output.
+
+    Per image, with probability ``plain_p`` a plain antialiased bicubic downsample; otherwise a random mix:
+    HR blur (p 0.7, σ 0.5–3 px), area/bilinear/bicubic downsample, LR blur (p 0.5, σ 0.3–1 px),
+    extra smoothing by down-and-up resampling (p 0.2), colour gain/offset (p 0.5, ±4 %), Gaussian noise
+    (p 0.5, σ ≤ 4/255). Always rounded to 8 bits. Deterministic for a given ``generator`` state.
+    """
+    out = []
+    for i in range(hr.shape[0]):
+        u = torch.rand(16, generator=generator).tolist()
+        x = hr[i:i + 1]
+        if u[0] < plain_p:
+            lr = downsample(x, "bicubic")
+        else:
+            if u[1] < 0.7:
+                x = blur(x, 0.5 + 2.5 * u[2])
+            lr = downsample(x, ("area", "bilinear", "bicubic")[min(int(u[3] * 3), 2)])
+            if u[4] < 0.5:
+                lr = blur(lr, 0.3 + 0.7 * u[5])
+            if u[6] < 0.2:
+                h, w = lr.shape[-2:]
+                f = 0.5 + 0.3 * u[7]
+                small = F.interpolate(lr, size=(max(2, round(h * f)), max(2, round(w * f))), mode="bilinear",
+                                      align_corners=False, antialias=True)
+                lr = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+            if u[8] < 0.5:
+                g = torch.rand(2, 3, 1, 1, generator=generator)
+                lr = (lr * (1 + 0.08 * (g[0] - 0.5)) + 0.08 * (g[1] - 0.5)).to(lr)
+            if u[10] < 0.5:
+                lr = lr + torch.randn(lr.shape, generator=generator) * (u[11] * 4 / 127.5)
+        out.append(lr)
+    return quantize(torch.cat(out))
+
+
+def plain_input(hr: np.ndarray) -> np.ndarray:
+    """uint8 ``[H,W,3]`` → ``[H/4,W/4,3]`` Lanczos downsample: how the generator's training images were made."""
+    h, w = hr.shape[:2]
+    return np.asarray(Image.fromarray(hr).resize((w // SCALE, h // SCALE), Image.Resampling.LANCZOS))
+
+
+def degraded_input(hr: np.ndarray, *, seed: int, plain_p: float = 0.0) -> np.ndarray:
+    """uint8 ``[H,W,3]`` → ``[H/4,W/4,3]`` through :func:`degrade` with ``seed`` (validation: no plain draw)."""
+    x = torch.tensor(hr).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return to_uint8(degrade(x, generator=torch.Generator().manual_seed(seed), plain_p=plain_p))
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def bicubic(lr: np.ndarray) -> np.ndarray:
+    """uint8 ``[h,w,3]`` → ``[4h,4w,3]``, PIL bicubic (the baseline of the metrics)."""
+    h, w = lr.shape[:2]
+    return np.asarray(Image.fromarray(lr).resize((w * SCALE, h * SCALE), Image.Resampling.BICUBIC))
+
+
+def lanczos(lr: np.ndarray) -> np.ndarray:
+    """uint8 ``[h,w,3]`` → ``[4h,4w,3]``, PIL Lanczos (what the pipeline did before the upscaler)."""
+    h, w = lr.shape[:2]
+    return np.asarray(Image.fromarray(lr).resize((w * SCALE, h * SCALE), Image.Resampling.LANCZOS))
+
+
+def _lpips(a: np.ndarray, b: np.ndarray) -> float:
+    from face2emoticon.lpips import get_lpips
+
+    def t(x):
+        return torch.tensor(x).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+    with torch.no_grad():
+        return float(get_lpips("alex")(t(a), t(b)))
+
+
+def evaluate(model: Upscaler, targets: list[np.ndarray], *, lpips: bool = True, seed: int = EVAL_SEED,
+             inputs: tuple[str, ...] = ("degraded", "plain")) -> dict[str, Any]:
+    """Mean PSNR (dB) and LPIPS-alex of the upscaler, bicubic and Lanczos against uint8 ``[H,W,3]`` ``targets``.
+
+    ``degraded``: inputs from :func:`degraded_input` (target ``i`` with ``seed + i``, never plain);
+    ``plain``: :func:`plain_input`. Returns ``{input: {"psnr_upscaler", "psnr_bicubic", "psnr_lanczos",
+    "lpips_upscaler", ...}, "n": len(targets)}`` (LPIPS keys only with ``lpips``).
+    """
+    from face2emoticon.upscale import upscale
+
+    out: dict[str, Any] = {"n": len(targets)}
+    for kind in inputs:
+        sums: dict[str, float] = {}
+        for i, hr in enumerate(targets):
+            lr = degraded_input(hr, seed=seed + i) if kind == "degraded" else plain_input(hr)
+            for name, y in (("upscaler", upscale(model, lr)), ("bicubic", bicubic(lr)), ("lanczos", lanczos(lr))):
+                sums[f"psnr_{name}"] = sums.get(f"psnr_{name}", 0.0) + psnr(y, hr)
+                if lpips:
+                    sums[f"lpips_{name}"] = sums.get(f"lpips_{name}", 0.0) + _lpips(y, hr)
+        out[kind] = {k: round(v / max(len(targets), 1), 4) for k, v in sums.items()}
+    return out
+
+
+def sample_grid(model: Upscaler, targets: list[np.ndarray], *, seed: int = EVAL_SEED) -> np.ndarray:
+    """uint8 grid: one row per target; input (nearest ×4), bicubic, upscaler, target."""
+    from face2emoticon.upscale import upscale
+
+    rows = []
+    for i, hr in enumerate(targets):
+        lr = degraded_input(hr, seed=seed + i)
+        near = np.asarray(Image.fromarray(lr).resize(hr.shape[1::-1], Image.Resampling.NEAREST))
+        rows.append(np.concatenate([near, bicubic(lr), upscale(model, lr), hr], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+def edge_loss(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """L1 between the horizontal and vertical finite differences of ``y`` and ``t``."""
+    dx = (y[..., :, 1:] - y[..., :, :-1]) - (t[..., :, 1:] - t[..., :, :-1])
+    dy = (y[..., 1:, :] - y[..., :-1, :]) - (t[..., 1:, :] - t[..., :-1, :])
+    return dx.abs().mean() + dy.abs().mean()
+
+
+@dataclass
+class UpscaleTrainResult:
+    step: int
+    run_dir: Path
+    model_path: Path
+    wall_time_s: float
+    last_log: dict[str, Any]
+    val: dict[str, Any]
+
+
+class UpscaleTrainer:
+    """One run folder: build or resume, train to ``steps`` (or ``minutes``), checkpoint atomically."""
+
+    def __init__(self, data: str | os.PathLike, run_dir: str | os.PathLike, options: UpscaleTrainOptions, *,
+                 command: str | None = None):
+        self.data = Path(data)
+        self.run_dir = Path(run_dir)
+        self.opt = options
+        self.command = command
+        self.state_path = self.run_dir / "checkpoint" / "state.safetensors"
+        self.model = build(options.model_config(), seed=options.seed)
+        self.optim = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
+        self.step = 0
+        self.wall_time_s = 0.0
+        self.last_val: dict[str, Any] = {}
+        self.last_val_step = -1
+        self.manifest_sha256 = _manifest_sha256(self.data)
+        self.styles, train, val = split_files(self.data, holdout=options.holdout)
+        g = np.random.default_rng(options.seed)
+        paths = []
+        for s in self.styles:
+            files = train[s]
+            if options.per_style and len(files) > options.per_style:
+                files = [files[i] for i in sorted(g.choice(len(files), options.per_style, replace=False))]
+            paths += files
+        t0 = time.perf_counter()
+        self.images = _images_tensor(paths, None)
+        if min(self.images.shape[-2:]) < options.crop:
+            raise DatasetError(f"images are {self.images.shape[-1]} px, smaller than --crop {options.crop}")
+        log.info("loaded %d training images (%d px) in %.1f s", len(paths), self.images.shape[-1],
+                 time.perf_counter() - t0)
+        side = self.images.shape[-1]
+        side -= side % SCALE
+        self.val_targets = [read_image(p, size=side) for s in self.styles for p in val[s][:options.val_per_style]]
+        self.sample_targets = [read_image(val[s][0], size=side) for s in self.styles if val[s]][:6]
+
+    # ------------------------------------------------------------------------------------- state
+    def _info(self) -> dict[str, Any]:
+        return {"step": self.step, "wall_time_s": self.wall_time_s, "options": self.opt.to_json(),
+                "config": self.model.cfg.to_json(), "styles": list(self.styles)}
+
+    def resume(self) -> bool:
+        if not self.state_path.exists():
+            return False
+        saved = ckpt.read_training_info(self.state_path)
+        if "options" not in saved or "config" not in saved or "lpips_weight" not in saved["options"]:
+            raise EmogetError(f"'{self.state_path}' is not an upscaler training state; use a new --out folder")
+        diff = {k: (saved["options"].get(k), v) for k, v in self.opt.to_json().items()
+                if k not in RESUME_MUTABLE and saved["options"].get(k) != v}
+        if diff:
+            raise EmogetError(f"'{self.run_dir}' was trained with other options {diff} (saved, given); resume with "
+                              "the same options or use a new --out folder")
+        _, info = ckpt.load_training_state(self.state_path, modules={"model": self.model},
+                                           optimizers={"adam": (self.optim, self.model)})
+        self.step, self.wall_time_s = int(info["step"]), float(info["wall_time_s"])
+        _truncate_log(self.run_dir / "log.jsonl", self.step)
+        log.info("resumed %s at step %d", self.run_dir, self.step)
+        return True
+
+    def save(self) -> Path:
+        ckpt.save_training_state(self.state_path, modules={"model": self.model},
+                                 optimizers={"adam": (self.optim, self.model)}, rng={}, info=self._info())
+        return save_upscaler(self.model, self.run_dir / "upscaler", extra={"origin": self.origin()})
+
+    def origin(self) -> dict[str, Any]:
+        return {"command": self.command, "data_manifest_sha256": self.manifest_sha256, "steps": self.step,
+                "wall_time_s": round(self.wall_time_s, 1), "hardware": hardware(),
+                "train_options": self.opt.to_json(), "styles": list(self.styles)}
+
+    # ------------------------------------------------------------------------------------- steps
+    def lr_at(self, step: int) -> float:
+        o = self.opt
+        t = min(step / max(o.steps, 1), 1.0)
+        return o.lr_min + 0.5 * (o.lr - o.lr_min) * (1 + math.cos(math.pi * t))
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input ``[B,3,c/4,c/4]``, target ``[B,3,c,c]``) in ``[-1,1]``: a pure function of (seed, step)."""
+        o = self.opt
+        g = torch.Generator().manual_seed(o.seed * 1_000_003 + step)
+        idx = torch.randint(len(self.images), (o.batch,), generator=g)
+        side = self.images.shape[-1]
+        pos = torch.randint(0, (side - o.crop) // SCALE + 1, (o.batch, 2), generator=g) * SCALE
+        flip = torch.rand(o.batch, generator=g) < 0.5
+        crops = []
+        for i, (y, x), f in zip(idx.tolist(), pos.tolist(), flip.tolist(), strict=True):
+            c = self.images[i, :, y:y + o.crop, x:x + o.crop]
+            crops.append(c.flip(-1) if f else c)
+        hr = torch.stack(crops).float() / 127.5 - 1
+        return degrade(hr, generator=g, plain_p=o.plain_p), hr
+
+    def train_step(self) -> dict[str, float]:
+        o = self.opt
+        for group in self.optim.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        lr_img, hr = self.batch(self.step)
+        self.model.train()
+        y = self.model(lr_img)
+        l1 = (y - hr).abs().mean()
+        stats = {"l1": l1.item()}
+        loss = l1
+        if o.edge_weight:
+            e = edge_loss(y, hr)
+            loss = loss + o.edge_weight * e
+            stats["edge"] = e.item()
+        if o.lpips_weight:
+            from face2emoticon.lpips import get_lpips
+
+            p = get_lpips("alex")(y, hr).mean()
+            loss = loss + o.lpips_weight * p
+            stats["lpips"] = p.item()
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optim.step()
+        self.step += 1
+        stats["loss"] = loss.item()
+        return stats
+
+    def validate(self, *, lpips: bool = True) -> dict[str, Any]:
+        self.model.eval()
+        self.last_val = evaluate(self.model, self.val_targets, lpips=lpips)
+        self.last_val_step = self.step
+        return self.last_val
+
+    def write_samples(self) -> Path:
+        path = self.run_dir / "samples" / f"step-{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.model.eval()
+        Image.fromarray(sample_grid(self.model, self.sample_targets)).save(path)
+        return path
+
+    def run(self, *, on_step: Callable[[int], None] | None = None, val_lpips: bool = True) -> UpscaleTrainResult:
+        """Resume if possible, then train to ``steps``; stops at ``minutes``, Ctrl-C or SIGTERM (checkpointed)."""
+        o = self.opt
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.resume():
+            ckpt.atomic_write_text(self.run_dir / "config.json", json.dumps(
+                {"options": o.to_json(), "config": self.model.cfg.to_json(), "command": self.command,
+                 "data": str(self.data), "data_manifest_sha256": self.manifest_sha256}, indent=2) + "\n")
+        log_path = self.run_dir / "log.jsonl"
+        t_start = t_ckpt = time.monotonic()
+        acc: dict[str, list[float]] = {}
+        last: dict[str, Any] = {}
+        interrupted = False
+        t_log, n_log = time.perf_counter(), self.step
+        with _sigterm_flag() as stop:
+            try:
+                while self.step < o.steps and not stop.is_set():
+                    t0 = time.perf_counter()
+                    for k, v in self.train_step().items():
+                        acc.setdefault(k, []).append(v)
+                    self.wall_time_s += time.perf_counter() - t0
+                    if self.step % o.log_every == 0 or self.step == o.steps:
+                        now = time.perf_counter()
+                        last = {"step": self.step, **{k: round(sum(v) / len(v), 5) for k, v in acc.items()},
+                                "lr": round(self.lr_at(self.step), 7),
+                                "img_per_s": round((self.step - n_log) * o.batch / max(now - t_log, 1e-9), 2),
+                                "wall_time_s": round(self.wall_time_s, 1)}
+                        _append(log_path, last)
+                        acc, t_log, n_log = {}, now, self.step
+                    if o.val_every and self.step % o.val_every == 0:
+                        t0 = time.perf_counter()
+                        _append(log_path, {"step": self.step, "val": self.validate(lpips=val_lpips)})
+                        self.wall_time_s += time.perf_counter() - t0
+                    if o.sample_every and self.step % o.sample_every == 0:
+                        self.write_samples()
+                    if (time.monotonic() - t_ckpt) / 60 >= o.checkpoint_minutes:
+                        self.save()
+                        t_ckpt = time.monotonic()
+                    if on_step is not None:
+                        on_step(self.step)
+                    if o.minutes is not None and (time.monotonic() - t_start) / 60 >= o.minutes:
+                        break
+            except KeyboardInterrupt:
+                interrupted = True
+        if not interrupted and o.val_every and self.last_val_step != self.step:
+            _append(log_path, {"step": self.step, "val": self.validate(lpips=val_lpips)})
+        path = self.save()
+        if interrupted:
+            raise KeyboardInterrupt
+        if not last or last.get("step") != self.step:
+            last = {"step": self.step, "wall_time_s": round(self.wall_time_s, 1)}
+        return UpscaleTrainResult(step=self.step, run_dir=self.run_dir, model_path=path,
+                                  wall_time_s=self.wall_time_s, last_log=last, val=self.last_val)
+
+
+def train_upscaler(data: str | os.PathLike, run_dir: str | os.PathLike, options: UpscaleTrainOptions | None = None,
+                   *, command: str | None = None, on_step: Callable[[int], None] | None = None,
+                   val_lpips: bool = True) -> UpscaleTrainResult:
+    """Train (or resume) an upscaler run; see the module docstring for the run folder."""
+    trainer = UpscaleTrainer(data, run_dir, options or UpscaleTrainOptions(), command=command)
+    return trainer.run(on_step=on_step, val_lpips=val_lpips)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+@contextlib.contextmanager
+def _sigterm_flag():
+    """A ``threading.Event`` set by SIGTERM while the block runs (the handler is restored after)."""
+    flag = threading.Event()
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda *_: flag.set())
+    except ValueError:  # signals only work in the main thread
+        previous = None
+    try:
+        yield flag
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _append(path: Path, entry: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    if path.exists():
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        ckpt.atomic_write_text(path, "".join(ln + "\n" for ln in lines))
+
+
+def _manifest_sha256(data: Path) -> str | None:
+    """The data manifest's hash (``manifest.json`` in the data folder or its parent), if there is one."""
+    for p in (data / "manifest.json", data.parent / "manifest.json"):
+        if p.exists():
+            try:
+                return json.loads(p.read_text()).get("manifest_sha256")
+            except ValueError:
+                return None
+    return None
+
+
+def hardware() -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s), "
+            f"torch {torch.__version__}")

@@ -1,0 +1,183 @@
+"""The ×4 upscaler: shapes, files, degradations and training on a toy model and drawn shapes."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from face2emoticon.train_upscale import (
+    UpscaleTrainer,
+    UpscaleTrainOptions,
+    degrade,
+    evaluate,
+    plain_input,
+    psnr,
+    train_upscaler,
+)
+from face2emoticon.upscale import (
+    UpscalerConfig,
+    build,
+    load_upscaler,
+    save_upscaler,
+    to_tensor,
+    upscale,
+)
+from landmarks.errors import EmogetError, WeightsError
+
+TOY = {"channels": 8, "blocks": 1, "up_channels": "8,8"}
+
+
+def cartoon(rng: np.random.Generator, size: int) -> np.ndarray:
+    """uint8 [size,size,3]: flat-colour ellipses and boxes with dark outlines on a light background."""
+    im = Image.new("RGB", (size, size), (242, 242, 242))
+    d = ImageDraw.Draw(im)
+    for _ in range(3):
+        x0, y0 = rng.integers(0, size // 2, 2)
+        w, h = rng.integers(size // 4, size // 2, 2)
+        colour = tuple(int(c) for c in rng.integers(40, 256, 3))
+        shape = d.ellipse if rng.random() < 0.5 else d.rectangle
+        shape((int(x0), int(y0), int(x0 + w), int(y0 + h)), fill=colour, outline=(30, 20, 20),
+              width=max(1, size // 32))
+    return np.asarray(im)
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("shapes")
+    rng = np.random.default_rng(0)
+    for style in ("dots", "boxes"):
+        (root / style).mkdir()
+        for i in range(8):
+            Image.fromarray(cartoon(rng, 32)).save(root / style / f"{i:05d}.png")
+    return root
+
+
+def toy_options(**kw) -> UpscaleTrainOptions:
+    base = dict(steps=10, batch=4, crop=32, lr=3e-3, per_style=0, holdout=2, val_per_style=1, val_every=0,
+                sample_every=0, log_every=2, **TOY)
+    return UpscaleTrainOptions(**{**base, **kw})
+
+
+def trained_toy(seed: int = 3):
+    model = build(UpscalerConfig(channels=8, blocks=1, up_channels=(8, 8)), seed=seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    return model.eval()
+
+
+def test_shape_dtype_and_bicubic_start():
+    model = build(UpscalerConfig(channels=8, blocks=1, up_channels=(8, 8)), seed=0).eval()
+    assert sum(p.numel() for p in build().parameters()) < 300_000
+    img = np.random.default_rng(0).integers(0, 256, (16, 12, 3), dtype=np.uint8)
+    out = upscale(model, img)
+    assert out.shape == (64, 48, 3) and out.dtype == np.uint8
+    # an untrained model is bicubic: the residual tail starts at zero
+    ref = F.interpolate(to_tensor(img), scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.equal(model(to_tensor(img)), ref)
+    with pytest.raises(ValueError, match="uint8"):
+        upscale(model, img.astype(np.float32))
+
+
+def test_save_load_round_trip_is_bit_exact(tmp_path):
+    model = trained_toy()
+    path = save_upscaler(model, tmp_path / "up", extra={"origin": {"steps": 1}})
+    assert path == tmp_path / "up.safetensors"
+    info = json.loads((tmp_path / "up.json").read_text())
+    assert info["format"] == "emoget-upscaler/1" and info["config"]["up_channels"] == [8, 8]
+    loaded = load_upscaler(tmp_path / "up.safetensors", "cpu")
+    assert loaded.cfg == model.cfg and not loaded.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    img = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    assert np.array_equal(upscale(model, img), upscale(loaded, img))
+
+
+def test_bad_checkpoints_raise_clear_errors(tmp_path):
+    with pytest.raises(WeightsError, match="no upscaler config"):
+        load_upscaler(tmp_path / "missing.safetensors")
+    save_upscaler(trained_toy(), tmp_path / "up")
+    (tmp_path / "up.safetensors").write_bytes(b"not tensors")
+    with pytest.raises(EmogetError, match="not a readable safetensors"):
+        load_upscaler(tmp_path / "up")
+    save_upscaler(trained_toy(), tmp_path / "up")
+    info = json.loads((tmp_path / "up.json").read_text())
+    (tmp_path / "up.json").write_text(json.dumps({**info, "config": {**info["config"], "channels": 12}}))
+    with pytest.raises(WeightsError, match="shape mismatch"):
+        load_upscaler(tmp_path / "up")
+    (tmp_path / "up.json").write_text(json.dumps({**info, "format": "emoget-stylegan2/1"}))
+    with pytest.raises(WeightsError, match="not an upscaler"):
+        load_upscaler(tmp_path / "up")
+
+
+def test_degrade_is_seeded_and_quarter_size():
+    hr = torch.rand(3, 3, 32, 24) * 2 - 1
+    a = degrade(hr, generator=torch.Generator().manual_seed(5))
+    b = degrade(hr, generator=torch.Generator().manual_seed(5))
+    assert a.shape == (3, 3, 8, 6) and torch.equal(a, b)
+    assert torch.equal(a, ((a + 1) * 127.5).round() / 127.5 - 1)  # 8-bit levels
+    assert not torch.equal(a, degrade(hr, generator=torch.Generator().manual_seed(6)))
+
+
+def test_training_reduces_loss_and_resume_continues(shapes_dir, tmp_path):
+    opts = toy_options(steps=60, lr=5e-3, plain_p=1.0)
+    trainer = UpscaleTrainer(shapes_dir, tmp_path / "run", opts)
+    assert len(trainer.images) == 12 and len(trainer.val_targets) == 2  # 2 of 8 held out per style
+    batches = [trainer.batch(10_000 + i) for i in range(4)]
+
+    def loss():
+        trainer.model.eval()
+        with torch.no_grad():
+            return float(sum((trainer.model(x) - y).abs().mean() for x, y in batches))
+
+    before = loss()
+    trainer.run(val_lpips=False)
+    assert trainer.step == 60 and loss() < 0.95 * before
+
+    # interrupted at step 6 (Ctrl-C), then resumed to 10: the same weights as 10 steps in one go
+    def interrupt(step):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_upscaler(shapes_dir, tmp_path / "a", toy_options(), on_step=interrupt, val_lpips=False)
+    resumed = train_upscaler(shapes_dir, tmp_path / "a", toy_options(steps=10), val_lpips=False)
+    whole = train_upscaler(shapes_dir, tmp_path / "b", toy_options(steps=10), val_lpips=False)
+    assert resumed.step == whole.step == 10
+    a, b = load_upscaler(resumed.model_path), load_upscaler(whole.model_path)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6, 8, 10]
+    with pytest.raises(EmogetError, match="other options"):
+        train_upscaler(shapes_dir, tmp_path / "a", toy_options(steps=12, crop=16), val_lpips=False)
+
+
+def test_evaluate_reports_both_inputs(shapes_dir):
+    rng = np.random.default_rng(2)
+    targets = [cartoon(rng, 32) for _ in range(2)]
+    m = evaluate(trained_toy(), targets, lpips=False)
+    assert m["n"] == 2 and set(m) == {"n", "degraded", "plain"}
+    assert set(m["plain"]) == {"psnr_upscaler", "psnr_bicubic", "psnr_lanczos"}
+    assert psnr(targets[0], targets[0]) == 99.0 and plain_input(targets[0]).shape == (8, 8, 3)
+
+
+@pytest.mark.weights
+def test_shipped_upscaler_beats_bicubic():
+    import weights as registry
+
+    model = load_upscaler(registry.path_of("upscale-emoget-x4", verify=True))
+    rng = np.random.default_rng(0)
+    targets = [cartoon(rng, 256) for _ in range(4)]
+    renders = Path(__file__).resolve().parents[2] / "data" / "styles"
+    if renders.is_dir():  # the held-out renders, when the data is there
+        from face2emoticon.train_upscale import read_image, split_files
+
+        _, _, val = split_files(renders, holdout=50)
+        targets += [read_image(files[-1], size=256) for files in val.values()]
+    m = evaluate(model, targets, lpips=False, inputs=("plain", "degraded"))
+    assert m["plain"]["psnr_upscaler"] > m["plain"]["psnr_bicubic"] + 0.5, m
+    assert m["degraded"]["psnr_upscaler"] > m["degraded"]["psnr_bicubic"], m
