@@ -201,11 +201,7 @@ def main() -> None:
         st.info("Upload a photo of a face (or take one with the camera) to start.", icon="📷")
         return
     name, data = photo
-    stylizer = st.radio("Drawn as", list(STYLIZER_TITLES), key="stylizer", horizontal=True,
-                        format_func=STYLIZER_TITLES.get,
-                        help="vector art: your skin tone, hair, glasses and beard drawn with each style's own art, "
-                             "crisp at any size; neural: a StyleGAN2 learns your face (slower, still in training)")
-    base = RenderOptions(stylizer=stylizer)
+    base = RenderOptions()
     try:
         image = pipeline.load(data, name=name)
         face = pipeline.face(image, options=base, cache=session_cache())
@@ -218,6 +214,11 @@ def main() -> None:
     c2.image(crop, caption="the crop we animate", width=192)
 
     st.subheader("2 · You, in every style")
+    stylizer = st.radio("Drawn as", list(STYLIZER_TITLES), key="stylizer", horizontal=True,
+                        format_func=STYLIZER_TITLES.get,
+                        help="vector art: your skin tone, hair, glasses and beard drawn with each style's own art, "
+                             "crisp at any size; neural: a StyleGAN2 learns your face (slower, still in training)")
+    base = base.replace(stylizer=stylizer)
     styles = pipeline.styles(base)
     try:
         with st.spinner("Learning your face (a few seconds, once per photo)…"):
