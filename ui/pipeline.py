@@ -85,7 +85,8 @@ class RenderOptions:
     transparent: bool = _opt(False, "transparent background (GIF, WebP, APNG)")
     stylizer: str = _opt("vector", "how the person is drawn: vector (the style's own vector art, from the skin "
                                    "tone, hair, glasses and beard read off the photo; crisp at any size) or gan "
-                                   "(the learnt StyleGAN2 with inversion; --weights/--base-weights apply)")
+                                   "(the learnt StyleGAN2 with inversion; giving --weights or --base-weights "
+                                   "chooses it)")
     skin: int | None = _opt(None, "vector stylizer: skin tone, 0 (lightest) to 4 (darkest) "
                                   "(default: read from the photo)")
     hair_colour: str | None = _opt(None, "vector stylizer: hair colour: black, dark-brown, brown, auburn, "
@@ -126,6 +127,8 @@ class RenderOptions:
     def _check_attributes(self) -> None:
         from face2emoticon.styledata import people
 
+        if self.stylizer == "vector" and (self.weights or self.base_weights):
+            object.__setattr__(self, "stylizer", "gan")  # generator weights only mean something to the GAN
         if self.stylizer not in STYLIZERS:
             raise OptionsError(f"unknown stylizer {self.stylizer!r}; choose one of {', '.join(STYLIZERS)}")
         tones = len(people.SKIN_TONES)
@@ -873,7 +876,8 @@ def add_option_arguments(parser, *, exclude: Sequence[str] = ()) -> None:
             kind = {"float": float, "int": int, "bool": _yes_no}.get(str(f.type).split(" ")[0], str)
             if f.name == "face_index":
                 kind = int
-            parser.add_argument(flag, dest=f.name, type=kind, default=None, help=f"{help_} (default: {f.default})")
+            shown = "" if "(default:" in help_ else f" (default: {f.default})"
+            parser.add_argument(flag, dest=f.name, type=kind, default=None, help=help_ + shown)
 
 
 def _yes_no(text: str) -> bool:

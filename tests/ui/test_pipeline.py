@@ -31,6 +31,8 @@ def test_options_normalise_and_validate():
                 {"expressions": ()}, {"fps": 0}):
         with pytest.raises(OptionsError):
             RenderOptions(**bad)
+    assert RenderOptions().stylizer == "vector"
+    assert RenderOptions(weights="toon.pt").stylizer == "gan", "generator weights choose the GAN stylizer"
 
 
 def test_render_one_clip_with_timings_and_progress(photo, tmp_path):
