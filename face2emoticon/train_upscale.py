@@ -4,7 +4,8 @@ Pairs are free: the style renders ``DATA/<style>/*.png`` are 256 px vector art. 
 random ``crop`` of a render (the target) and its ×4 downsample through a random mix of degradations that
 make it look like a 64-px generator's output (:func:`degrade`): Gaussian blur before and/or after the
 downsample, a random resampling filter, occasional extra smoothing, slight colour jitter, mild noise,
-rounding to 8 bits. The network learns to restore flat colour areas and crisp dark outlines.
+rounding to 8 bits. The network learns to restore flat colour areas and crisp dark outlines. Some targets get
+smooth random shading (:func:`shade`), so soft gradients stay smooth.
 
 The last ``holdout`` files (sorted names: the last identities) of each style are never trained on; they
 are the validation set, scored for the upscaler and for bicubic on two inputs: degraded the same way
@@ -75,6 +76,8 @@ class UpscaleTrainOptions:
     edge_weight: float = _opt(0.5, "weight of the L1 loss on image gradients (crisp outlines)")
     lpips_weight: float = _opt(0.0, "weight of the LPIPS-alex loss (0 = off; doubles a step's cost on CPU)")
     plain_p: float = _opt(0.2, "probability that a pair's input is a plain downsample (no degradation)")
+    shade_p: float = _opt(0.3, "probability that a target gets smooth random shading (GAN stills have soft "
+                               "gradients: keep them rather than posterise them)")
     seed: int = _opt(0, "random seed (data order, crops, degradations, init)")
     per_style: int = _opt(1000, "training images loaded per style (0 = all but the held-out ones)")
     holdout: int = _opt(50, "last files of each style kept out of training for validation")
@@ -86,6 +89,7 @@ class UpscaleTrainOptions:
     channels: int = _opt(32, "width of the residual blocks")
     blocks: int = _opt(4, "residual blocks at the input resolution")
     up_channels: str = _opt("32,16", "widths after the first and second pixel-shuffle stage")
+    negative_slope: float = _opt(0.1, "slope of the leaky ReLUs for negative inputs (0 = ReLU)")
 
     def __post_init__(self):
         if self.crop % SCALE or self.crop < 4 * SCALE:
@@ -95,7 +99,8 @@ class UpscaleTrainOptions:
 
     def model_config(self) -> UpscalerConfig:
         return UpscalerConfig(channels=self.channels, blocks=self.blocks,
-                              up_channels=tuple(int(c) for c in str(self.up_channels).split(",")))
+                              up_channels=tuple(int(c) for c in str(self.up_channels).split(",")),
+                              negative_slope=self.negative_slope)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -194,7 +199,8 @@ def degrade(hr: torch.Tensor, *, generator: torch.Generator, plain_p: float = 0.
 
     Per image, with probability ``plain_p`` a plain antialiased bicubic downsample; otherwise a random mix:
     HR blur (p 0.7, σ 0.5–3 px), area/bilinear/bicubic downsample, LR blur (p 0.5, σ 0.3–1 px),
-    extra smoothing by down-and-up resampling (p 0.2), colour gain/offset (p 0.5, ±4 %), Gaussian noise
+    extra smoothing by down-and-up resampling (p 0.2), halos by unsharp masking (p 0.3, amount 0.3–1.2:
+    GAN stills have light rims around dark shapes), colour gain/offset (p 0.5, ±4 %), Gaussian noise
     (p 0.5, σ ≤ 4/255). Always rounded to 8 bits. Deterministic for a given ``generator`` state.
     """
     out = []
@@ -215,6 +221,8 @@ def degrade(hr: torch.Tensor, *, generator: torch.Generator, plain_p: float = 0.
                 small = F.interpolate(lr, size=(max(2, round(h * f)), max(2, round(w * f))), mode="bilinear",
                                       align_corners=False, antialias=True)
                 lr = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+            if u[12] < 0.3:
+                lr = lr + (0.3 + 0.9 * u[13]) * (lr - blur(lr, 0.8 + 0.7 * u[14]))
             if u[8] < 0.5:
                 g = torch.rand(2, 3, 1, 1, generator=generator)
                 lr = (lr * (1 + 0.08 * (g[0] - 0.5)) + 0.08 * (g[1] - 0.5)).to(lr)
@@ -222,6 +230,23 @@ def degrade(hr: torch.Tensor, *, generator: torch.Generator, plain_p: float = 0.
                 lr = lr + torch.randn(lr.shape, generator=generator) * (u[11] * 4 / 127.5)
         out.append(lr)
     return quantize(torch.cat(out))
+
+
+def shade(hr: torch.Tensor, *, generator: torch.Generator, p: float = 0.3) -> torch.Tensor:
+    """Smooth random shading of some of ``hr [B,3,H,W]`` in ``[-1,1]`` (each with probability ``p``).
+
+    A low-frequency gain field (a random 2-4 px grid upsampled bicubically: luminance ±25 %, per channel
+    ±5 %) multiplies the image. The renders are flat, but GAN stills have soft gradients; shaded targets
+    teach the network to keep a gradient smooth instead of posterising it into bands.
+    """
+    b, _, h, w = hr.shape
+    on = torch.rand(b, generator=generator) < p
+    n = 2 + int(torch.randint(0, 3, (1,), generator=generator))
+    lum = 1 + 0.5 * (torch.rand(b, 1, n, n, generator=generator) - 0.5)
+    chroma = 1 + 0.1 * (torch.rand(b, 3, n, n, generator=generator) - 0.5)
+    field = F.interpolate(lum * chroma, size=(h, w), mode="bicubic", align_corners=True)
+    shaded = ((hr + 1) * field - 1).clamp(-1, 1)
+    return torch.where(on.view(b, 1, 1, 1), shaded, hr)
 
 
 def plain_input(hr: np.ndarray) -> np.ndarray:
@@ -408,6 +433,8 @@ class UpscaleTrainer:
             c = self.images[i, :, y:y + o.crop, x:x + o.crop]
             crops.append(c.flip(-1) if f else c)
         hr = torch.stack(crops).float() / 127.5 - 1
+        if o.shade_p:
+            hr = shade(hr, generator=g, p=o.shade_p)
         return degrade(hr, generator=g, plain_p=o.plain_p), hr
 
     def train_step(self) -> dict[str, float]:

@@ -2,8 +2,8 @@
 
 Architecture (ESPCN/EDSR-like, all at the low resolution until the end)::
 
-    x [B,3,h,w] ─ conv3x3 → C ─ blocks × (conv-ReLU-conv + skip) ─ conv → 4·U1, shuffle ×2, ReLU
-                 ─ conv → 4·U2, shuffle ×2, ReLU ─ conv → 3 ─(+)→ y [B,3,4h,4w]
+    x [B,3,h,w] ─ conv3x3 → C ─ blocks × (conv-LReLU-conv + skip) ─ conv → 4·U1, shuffle ×2, LReLU
+                 ─ conv → 4·U2, shuffle ×2, LReLU ─ conv → 3 ─(+)→ y [B,3,4h,4w]
     └──────────────────────────── bicubic ×4 ─────────────────────────────┘
 
 The network predicts the residual over a bicubic upsample, so an untrained (zero-tail) model is plain
@@ -38,11 +38,16 @@ SCALE = 4
 
 @dataclass(frozen=True)
 class UpscalerConfig:
-    """``channels`` wide residual ``blocks`` at the input resolution, then two pixel-shuffle ×2 stages."""
+    """``channels`` wide residual ``blocks`` at the input resolution, then two pixel-shuffle ×2 stages.
+
+    ``negative_slope`` of the leaky ReLUs (0 = ReLU; a small slope keeps units from dying early in training,
+    when the zero-initialised tail passes no gradient back).
+    """
 
     channels: int = 32
     blocks: int = 4
     up_channels: tuple[int, int] = (32, 16)
+    negative_slope: float = 0.1
 
     def __post_init__(self):
         object.__setattr__(self, "up_channels", tuple(int(c) for c in self.up_channels))
@@ -61,13 +66,14 @@ class UpscalerConfig:
 
 
 class _Block(nn.Module):
-    def __init__(self, c: int):
+    def __init__(self, c: int, slope: float):
         super().__init__()
         self.conv1 = nn.Conv2d(c, c, 3, padding=1)
         self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+        self.slope = slope
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        return x + self.conv2(F.leaky_relu(self.conv1(x), self.slope))
 
 
 class Upscaler(nn.Module):
@@ -78,7 +84,7 @@ class Upscaler(nn.Module):
         self.cfg = cfg
         c, (u1, u2) = cfg.channels, cfg.up_channels
         self.head = nn.Conv2d(3, c, 3, padding=1)
-        self.blocks = nn.Sequential(*[_Block(c) for _ in range(cfg.blocks)])
+        self.blocks = nn.Sequential(*[_Block(c, cfg.negative_slope) for _ in range(cfg.blocks)])
         self.up1 = nn.Conv2d(c, 4 * u1, 3, padding=1)
         self.up2 = nn.Conv2d(u1, 4 * u2, 3, padding=1)
         self.tail = nn.Conv2d(u2, 3, 3, padding=1)
@@ -87,8 +93,9 @@ class Upscaler(nn.Module):
         skip = F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False)
         f = self.head(x)
         f = f + self.blocks(f)
-        f = F.relu(F.pixel_shuffle(self.up1(f), 2))
-        f = F.relu(F.pixel_shuffle(self.up2(f), 2))
+        s = self.cfg.negative_slope
+        f = F.leaky_relu(F.pixel_shuffle(self.up1(f), 2), s)
+        f = F.leaky_relu(F.pixel_shuffle(self.up2(f), 2), s)
         return skip + self.tail(f)
 
 

@@ -2,7 +2,7 @@
 
 Steps (run from the repository root, after ``make data``)::
 
-    python -m face2emoticon.recipes.upscaler train [--minutes 32]    # the exact emoget train-upscaler command
+    python -m face2emoticon.recipes.upscaler train                    # the exact emoget train-upscaler commands
     python -m face2emoticon.recipes.upscaler ship --run runs/upscale  # copy model + log, score, register
     python -m face2emoticon.recipes.upscaler figure                   # docs/upscale.png
 
@@ -11,6 +11,12 @@ looks blurry; the style renders are 256-px vector art, so (degraded ×4 downsamp
 A ~130k-parameter residual CNN (4 blocks of 32 channels at 64 px, two pixel-shuffle ×2 stages, bicubic skip)
 runs a still in ~25 ms on one CPU thread. Loss: L1 + 0.5 × L1 of image gradients (crisp outlines). LPIPS as
 a loss was measured on CPU (see the comment at ``LPIPS_NOTE``) and left out.
+
+Degradations, judged on the generator's own samples (``figure``): a first model trained without shading
+or halos sharpened outlines well but turned the stills' soft colour gradients into bands of flat colour
+and sharpened the light rims the generator leaves around dark shapes. Random smooth shading of some
+targets (:func:`face2emoticon.train_upscale.shade`) and unsharp-mask halos in the inputs were added for
+the shipped model.
 """
 from __future__ import annotations
 
@@ -27,8 +33,8 @@ import numpy as np
 NAME = "upscale-emoget-x4"
 RUN = Path("runs/upscale")
 DATA = Path("data")
-TRAIN_ARGS = ["data/styles", "--out", str(RUN), "--threads", "1", "--steps", "5000", "--batch", "16",
-              "--seed", "0", "--val-every", "1000", "--sample-every", "500", "--log-every", "50"]
+TRAIN_ARGS = ["--batch", "16", "--seed", "0", "--val-every", "1000", "--sample-every", "500", "--log-every", "50"]
+STAGES = ((6500, "34"),)  # (--steps, --minutes) of each resumable stage in the one run folder
 # Measured before choosing the loss (4 min each on one shared thread, 48 held-out renders, PSNR dB / LPIPS):
 #   L1 + edge:                 717 steps; degraded 29.37 / 0.077, plain 32.22 / 0.024
 #   L1 + edge + 0.1 LPIPS:     450 steps (1.6x slower per step); degraded 29.10 / 0.069, plain 31.56 / 0.027
@@ -36,6 +42,15 @@ TRAIN_ARGS = ["data/styles", "--out", str(RUN), "--threads", "1", "--steps", "50
 # with PSNR and with 40 % fewer steps: not worth it on CPU.
 LPIPS_NOTE = "A/B at equal wall time: LPIPS loss 1.6x slower per step, mixed result; left out"
 FIGURE = Path("docs/upscale.png")
+
+
+def train_args(steps: int, minutes: str) -> list[str]:
+    return ["data/styles", "--out", str(RUN), "--threads", "1", "--steps", str(steps), *TRAIN_ARGS,
+            "--minutes", minutes]
+
+
+def train_command(steps: int, minutes: str) -> str:
+    return "emoget train-upscaler " + " ".join(shlex.quote(a) for a in train_args(steps, minutes))
 
 
 def heldout_targets(data: Path = DATA, *, per_style: int | None = None, holdout: int = 50) -> list[np.ndarray]:
@@ -64,6 +79,7 @@ def ship(run: Path = RUN, *, name: str = NAME, data: Path = DATA, weights_dir: P
     metrics = evaluate(model, heldout_targets(data), lpips=True)
     manifest = json.loads((data / "manifest.json").read_text())
     origin.update({
+        "command": " && ".join(train_command(s, m) for s, m in STAGES),
         "recipe": "python -m face2emoticon.recipes.upscaler (see its docstring)",
         "data": "data/styles from `python -m face2emoticon.styledata --out data --count 3000 --pairs 50 --seed 0` "
                 "(make data); the last 50 identities of each style held out",
@@ -106,22 +122,23 @@ def gan_stills(*, seeds: tuple[int, ...] | None = None, psi: float = 0.7) -> lis
     return out
 
 
-def figure(path: Path = FIGURE, *, data: Path = DATA, crop: int = 176) -> Path:
+def figure(path: Path = FIGURE, *, data: Path = DATA, crop: int = 160, weights: Path | None = None) -> Path:
     """The sheet of ``docs/upscale.png``: rows = generator samples (one per style) and held-out renders;
     columns = 64 px (nearest), Lanczos to 256, upscaler to 256, the true 256 render. Each cell is the
-    central ``crop`` pixels of the 256-px image, at its native scale (the face, pixel for pixel)."""
-    from PIL import Image, ImageDraw
+    central ``crop`` pixels of the 256-px image, at its native scale (the face, pixel for pixel).
+    ``weights``: an upscaler file (default: the registry's). Saved at 6 bits per channel (< 400 KB)."""
+    from PIL import Image, ImageDraw, ImageOps
 
     import weights as registry
-    from face2emoticon.train_upscale import degraded_input, lanczos
+    from face2emoticon.train_upscale import degraded_input, lanczos, plain_input
     from face2emoticon.upscale import load_upscaler, upscale
 
-    model = load_upscaler(registry.path_of(NAME))
+    model = load_upscaler(weights or registry.path_of(NAME))
     rows: list[tuple[str, np.ndarray, np.ndarray | None]] = [(f"GAN {s}", x, None) for s, x in gan_stills()]
     if (data / "styles").is_dir():
         renders = heldout_targets(data, per_style=1)
-        for i in (2, 4):  # micah, personas: line art and flat vector
-            rows.append(("held-out render", degraded_input(renders[i], seed=7 + i), renders[i]))
+        rows.append(("held-out, plain 64", plain_input(renders[2]), renders[2]))  # micah: line art
+        rows.append(("held-out, degraded 64", degraded_input(renders[4], seed=11), renders[4]))  # personas: flat
     head, pad = 18, 2
     cols = ["64 px (nearest)", "Lanczos to 256", "upscaler to 256", "true 256 render"]
     cw = crop + pad
@@ -138,7 +155,7 @@ def figure(path: Path = FIGURE, *, data: Path = DATA, crop: int = 176) -> Path:
                 sheet.paste(Image.fromarray(cell[o:o + crop, o:o + crop]), (j * cw, head + i * cw))
         d.text((3 * cw + 4, head + i * cw + 4), label, fill=(90, 90, 90))
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, optimize=True)
+    ImageOps.posterize(sheet, 6).save(path, optimize=True)
     return path
 
 
@@ -146,17 +163,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m face2emoticon.recipes.upscaler", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="run the exact emoget train-upscaler command")
-    t.add_argument("--minutes", type=float, default=32.0)
+    sub.add_parser("train", help="run the exact emoget train-upscaler commands (two resumable stages)")
     s = sub.add_parser("ship", help="copy the run's model and log into weights/ and register it")
     s.add_argument("--run", type=Path, default=RUN)
     sub.add_parser("figure", help="write docs/upscale.png")
     args = ap.parse_args(argv)
     if args.cmd == "train":
         emoget = Path(sys.executable).with_name("emoget")
-        args_ = [*TRAIN_ARGS, "--minutes", str(args.minutes)]
-        print("emoget train-upscaler " + " ".join(shlex.quote(a) for a in args_), flush=True)
-        return subprocess.call([str(emoget), "train-upscaler", *args_])
+        for steps, minutes in STAGES:
+            print(train_command(steps, minutes), flush=True)
+            rc = subprocess.call([str(emoget), "train-upscaler", *train_args(steps, minutes)])
+            if rc:
+                return rc
+        return 0
     if args.cmd == "ship":
         print(json.dumps(ship(args.run)["metrics"], indent=2))
         return 0

@@ -15,6 +15,7 @@ from face2emoticon.train_upscale import (
     evaluate,
     plain_input,
     psnr,
+    shade,
     train_upscaler,
 )
 from face2emoticon.upscale import (
@@ -120,6 +121,9 @@ def test_degrade_is_seeded_and_quarter_size():
     assert a.shape == (3, 3, 8, 6) and torch.equal(a, b)
     assert torch.equal(a, ((a + 1) * 127.5).round() / 127.5 - 1)  # 8-bit levels
     assert not torch.equal(a, degrade(hr, generator=torch.Generator().manual_seed(6)))
+    assert torch.equal(shade(hr, generator=torch.Generator(), p=0.0), hr)
+    shaded = shade(hr, generator=torch.Generator().manual_seed(1), p=1.0)
+    assert shaded.shape == hr.shape and shaded.abs().max() <= 1 and not torch.equal(shaded, hr)
 
 
 def test_training_reduces_loss_and_resume_continues(shapes_dir, tmp_path):
