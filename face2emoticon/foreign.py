@@ -242,6 +242,28 @@ def read_pickle(path: str | os.PathLike | bytes) -> Any:
                            "NVlabs network pickle") from exc
 
 
+def _nvlabs_conv_clamp(synthesis: PickledModule) -> float | None:
+    """The ``conv_clamp`` NVlabs stores on every SynthesisLayer / ToRGBLayer (its blocks do not keep it)."""
+    clamps = set()
+    for block in (synthesis.state.get("_modules") or {}).values():
+        for layer in (block.state.get("_modules") or {}).values() if isinstance(block, PickledModule) else ():
+            if isinstance(layer, PickledModule) and "conv_clamp" in layer.state:
+                clamps.add(layer.state["conv_clamp"])
+    if len(clamps) > 1:
+        raise WeightsError(f"the pickled generator clamps its layers differently ({sorted(map(str, clamps))}); "
+                           "emoget's generator takes one conv_clamp for all layers")
+    clamp = clamps.pop() if clamps else None
+    return None if clamp is None else float(clamp)
+
+
+def _check_resample_filters(sd: dict[str, torch.Tensor]) -> None:
+    expected = ops.fir_kernel((1, 3, 3, 1))
+    for k, v in sd.items():
+        if k.endswith("resample_filter") and (v.shape != expected.shape or not torch.allclose(v.float(), expected,
+                                                                                              atol=1e-6)):
+            raise WeightsError(f"'{k}' is not the [1,3,3,1] resampling filter, which is the only one supported")
+
+
 def nvlabs_generator(G: PickledModule, *, device="cpu", dtype=torch.float32) -> Generator:
     """Convert a pickled NVlabs StyleGAN2(-ADA) generator to ours (names already match)."""
     sd = G.state_dict()
@@ -259,10 +281,8 @@ def nvlabs_generator(G: PickledModule, *, device="cpu", dtype=torch.float32) -> 
     mapping = st["_modules"]["mapping"]
     fc0 = mapping.state["_modules"]["fc0"]
     lr_mul = float(fc0.state.get("bias_gain", 0.01))
-    syn = st["_modules"]["synthesis"]
-    clamp = None
-    for blk in syn.state["_modules"].values():
-        clamp = blk.state.get("conv_clamp", clamp) if isinstance(blk, PickledModule) else clamp
+    clamp = _nvlabs_conv_clamp(st["_modules"]["synthesis"])
+    _check_resample_filters(sd)
     embed = sd["mapping.embed.weight"].shape[0] if c_dim else None
     if st.get("img_channels", 3) != 3:
         raise WeightsError("only RGB (img_channels=3) generators are supported")

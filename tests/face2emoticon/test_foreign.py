@@ -6,6 +6,7 @@ import pickle
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -292,6 +293,271 @@ def test_nvlabs_pickle_converts_without_running_code(tmp_path, monkeypatch):
     z, c = torch.randn(2, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1])
     assert torch.equal(G2(z, c), G(z, c))
     assert D2 is not None and torch.equal(D2.b4.out.weight, D.b4.out.weight)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A compact re-implementation of NVlabs stylegan2-ada-pytorch training/networks.py's Generator (skip architecture,
+# float32, the grouped-convolution modulation it runs at inference), written from its published code: the same
+# class and attribute names (hence the same pickled layout) and the same maths, including its own upfirdn2d,
+# conv2d_resample padding arithmetic and bias_act.
+
+
+def _nv_setup_filter(taps):
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    f = f.ger(f)  # fewer than 8 taps: not separable
+    return f / f.sum()
+
+
+def _nv_upfirdn2d(x, f, up=1, padding=(0, 0, 0, 0), gain=1):
+    b, c, h, w = x.shape
+    px0, px1, py0, py1 = padding
+    x = F.pad(x.reshape(b, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(b, c, h * up, w * up)
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    f = (f * gain ** (f.ndim / 2)).flip([0, 1])
+    return F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), groups=c)
+
+
+def _nv_conv2d_resample(x, w, f=None, up=1, padding=0, groups=1, flip_weight=True):
+    out_channels, in_per_group, kh, kw = w.shape
+    px0 = px1 = py0 = py1 = padding
+    if up == 1:
+        return F.conv2d(x, w if flip_weight else w.flip([2, 3]), padding=[py0, px0], groups=groups)
+    fh, fw = f.shape
+    px0, px1 = px0 + (fw + up - 1) // 2 - (kw - 1), px1 + (fw - up) // 2 - (kw - up)
+    py0, py1 = py0 + (fh + up - 1) // 2 - (kh - 1), py1 + (fh - up) // 2 - (kh - up)
+    w = w.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
+    w = w.reshape(groups * in_per_group, out_channels // groups, kh, kw)
+    pxt, pyt = max(min(-px0, -px1), 0), max(min(-py0, -py1), 0)
+    x = F.conv_transpose2d(x, w.flip([2, 3]) if flip_weight else w, stride=up, padding=[pyt, pxt], groups=groups)
+    return _nv_upfirdn2d(x, f, padding=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), gain=up**2)
+
+
+def _nv_modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_filter=None, demodulate=True,
+                         flip_weight=True):
+    b = x.shape[0]
+    _, cin, kh, kw = weight.shape
+    w = weight.unsqueeze(0) * styles.reshape(b, 1, -1, 1, 1)
+    if demodulate:
+        w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(b, -1, 1, 1, 1)
+    x = _nv_conv2d_resample(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, cin, kh, kw), f=resample_filter, up=up,
+                            padding=padding, groups=b, flip_weight=flip_weight)
+    x = x.reshape(b, -1, *x.shape[2:])
+    return x + noise if noise is not None else x
+
+
+def _nv_bias_act(x, b, act="linear", gain=None, clamp=None):
+    x = x + b.reshape(1, -1, *[1] * (x.ndim - 2))
+    def_gain = 1.0
+    if act == "lrelu":
+        x, def_gain = F.leaky_relu(x, 0.2), np.sqrt(2)
+    gain = def_gain if gain is None else gain
+    x = x * gain if gain != 1 else x
+    return x.clamp(-clamp, clamp) if clamp is not None and clamp >= 0 else x
+
+
+def _nv_normalize_2nd_moment(x):
+    return x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+
+
+class NvFullyConnectedLayer(nn.Module):
+    def __init__(self, in_features, out_features, activation="linear", lr_multiplier=1, bias_init=0):
+        super().__init__()
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full([out_features], np.float32(bias_init)))
+        self.weight_gain = lr_multiplier / np.sqrt(in_features)  # numpy scalars, as in real pickles
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x):
+        w = self.weight * self.weight_gain
+        b = self.bias * self.bias_gain if self.bias_gain != 1 else self.bias
+        if self.activation == "linear":
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return _nv_bias_act(x.matmul(w.t()), b, act=self.activation)
+
+
+class NvMappingNetwork(nn.Module):
+    def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=8, embed_features=None, lr_multiplier=0.01,
+                 w_avg_beta=0.995):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
+        self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
+        embed_features = (w_dim if embed_features is None else embed_features) if c_dim else 0
+        features = [z_dim + embed_features] + [w_dim] * num_layers
+        if c_dim:
+            self.embed = NvFullyConnectedLayer(c_dim, embed_features)
+        for idx in range(num_layers):
+            setattr(self, f"fc{idx}", NvFullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu",
+                                                            lr_multiplier=lr_multiplier))
+        self.register_buffer("w_avg", torch.zeros([w_dim]))
+
+    def forward(self, z, c):  # c: one-hot [B,c_dim]
+        x = _nv_normalize_2nd_moment(z)
+        if self.c_dim:
+            x = torch.cat([x, _nv_normalize_2nd_moment(self.embed(c))], dim=1)
+        for idx in range(self.num_layers):
+            x = getattr(self, f"fc{idx}")(x)
+        return x.unsqueeze(1).repeat([1, self.num_ws, 1])
+
+
+class NvSynthesisLayer(nn.Module):
+    def __init__(self, in_channels, out_channels, w_dim, resolution, kernel_size=3, up=1, conv_clamp=None):
+        super().__init__()
+        self.resolution, self.up, self.use_noise, self.activation = resolution, up, True, "lrelu"
+        self.conv_clamp = conv_clamp
+        self.register_buffer("resample_filter", _nv_setup_filter([1, 3, 3, 1]))
+        self.padding = kernel_size // 2
+        self.act_gain = np.sqrt(2)
+        self.affine = NvFullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+        self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+
+    def forward(self, x, w):  # noise_mode="const"
+        x = _nv_modulated_conv2d(x, self.weight, self.affine(w), noise=self.noise_const * self.noise_strength,
+                                 up=self.up, padding=self.padding, resample_filter=self.resample_filter,
+                                 flip_weight=self.up == 1)
+        return _nv_bias_act(x, self.bias, act=self.activation, gain=self.act_gain, clamp=self.conv_clamp)
+
+
+class NvToRGBLayer(nn.Module):
+    def __init__(self, in_channels, out_channels, w_dim, kernel_size=1, conv_clamp=None):
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = NvFullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self.weight_gain = 1 / np.sqrt(in_channels * kernel_size**2)
+
+    def forward(self, x, w):
+        x = _nv_modulated_conv2d(x, self.weight, self.affine(w) * self.weight_gain, demodulate=False)
+        return _nv_bias_act(x, self.bias, clamp=self.conv_clamp)
+
+
+class NvSynthesisBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, conv_clamp=None):
+        super().__init__()
+        self.in_channels, self.w_dim, self.resolution, self.img_channels = in_channels, w_dim, resolution, img_channels
+        self.is_last, self.architecture, self.use_fp16, self.channels_last = is_last, "skip", False, False
+        self.register_buffer("resample_filter", _nv_setup_filter([1, 3, 3, 1]))
+        self.num_conv = self.num_torgb = 0
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+        else:
+            self.conv0 = NvSynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2, conv_clamp=conv_clamp)
+            self.num_conv += 1
+        self.conv1 = NvSynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp)
+        self.torgb = NvToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+        self.num_conv, self.num_torgb = self.num_conv + 1, 1
+
+    def forward(self, x, img, ws):
+        w_iter = iter(ws.unbind(dim=1))
+        if self.in_channels == 0:
+            x = self.const.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+        else:
+            x = self.conv0(x, next(w_iter))
+        x = self.conv1(x, next(w_iter))
+        if img is not None:  # upfirdn2d.upsample2d: padding from the filter size, gain up**2
+            fw = self.resample_filter.shape[-1]
+            pad = ((fw + 1) // 2, (fw - 2) // 2) * 2
+            img = _nv_upfirdn2d(img, self.resample_filter, up=2, padding=(pad[0], pad[1], pad[0], pad[1]), gain=4)
+        y = self.torgb(x, next(w_iter))
+        return x, img + y if img is not None else y
+
+
+class NvSynthesisNetwork(nn.Module):
+    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, conv_clamp=None):
+        super().__init__()
+        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.img_resolution_log2 = int(np.log2(img_resolution))
+        self.block_resolutions = [2**i for i in range(2, self.img_resolution_log2 + 1)]
+        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            block = NvSynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, img_channels,
+                                     is_last=res == img_resolution, conv_clamp=conv_clamp)
+            self.num_ws += block.num_conv + (block.num_torgb if block.is_last else 0)
+            setattr(self, f"b{res}", block)
+
+    def forward(self, ws):
+        x = img = None
+        w_idx = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb))
+            w_idx += block.num_conv
+        return img
+
+
+class NvGenerator(nn.Module):
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs, synthesis_kwargs):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.synthesis = NvSynthesisNetwork(w_dim, img_resolution, img_channels, **synthesis_kwargs)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = NvMappingNetwork(z_dim, c_dim, w_dim, self.num_ws, **mapping_kwargs)
+
+    def forward(self, z, c):
+        return self.synthesis(self.mapping(z, c))
+
+
+def _as_snapshot_module(module, fn, init_kwargs=None):
+    """What ``torch_utils.persistence`` pickles: the class name, its source and the whole instance ``__dict__``."""
+    state = dict(module.__dict__, _init_args=(), _init_kwargs=init_kwargs or {})
+    state["_modules"] = collections.OrderedDict((k, _as_snapshot_module(m, fn)) for k, m in module._modules.items())
+    meta = {"type": "class", "version": 6, "module_src": "raise SystemExit('executed pickled source')",
+            "class_name": type(module).__name__.removeprefix("Nv"), "state": state}
+    return _Persistent(fn, meta)
+
+
+@pytest.mark.parametrize("conv_clamp", [None, 0.5])
+def test_nvlabs_pickle_matches_the_nvlabs_forward(tmp_path, monkeypatch, conv_clamp):
+    fn, EasyDict = _fake_nvlabs_modules(monkeypatch)
+    kwargs = {"z_dim": 12, "c_dim": 3, "w_dim": 16, "img_resolution": 16, "img_channels": 3,
+              "mapping_kwargs": EasyDict(num_layers=2, embed_features=8),
+              "synthesis_kwargs": EasyDict(channel_base=128, channel_max=16, conv_clamp=conv_clamp)}
+    torch.manual_seed(0)
+    ref = NvGenerator(**kwargs).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # move biases, noise strengths and w_avg off their zero initialisation
+        for name, p in [*ref.named_parameters(), ("mapping.w_avg", ref.mapping.w_avg)]:
+            if name.endswith(("bias", "noise_strength", "w_avg")):
+                p.add_(torch.randn(p.shape, generator=g) * 0.3)
+    sd = ref.state_dict()
+    assert {"synthesis.b4.const", "synthesis.b4.conv1.affine.weight", "synthesis.b8.conv0.noise_const",
+            "synthesis.b8.conv0.resample_filter", "synthesis.b16.torgb.weight", "mapping.embed.bias",
+            "mapping.w_avg"} <= set(sd)
+    assert ref.num_ws == 6 and sd["synthesis.b16.conv1.weight"].shape == (8, 8, 3, 3)
+
+    def write(gen):
+        path = tmp_path / "network-snapshot-000200.pkl"
+        snap = {"training_set_kwargs": {"resolution": 16, "use_labels": True}, "G": _as_snapshot_module(gen, fn, kwargs),
+                "D": None, "G_ema": _as_snapshot_module(gen, fn, kwargs), "augment_pipe": None}
+        path.write_bytes(pickle.dumps(snap))
+        return path
+
+    G = load_any_generator(write(ref))
+    assert (G.cfg.z_dim, G.cfg.c_dim, G.cfg.w_dim, G.cfg.embed_dim, G.cfg.mapping_layers) == (12, 3, 16, 8, 2)
+    assert G.cfg.mapping_lr_mul == pytest.approx(0.01) and G.cfg.conv_clamp == conv_clamp
+    assert [G.cfg.channels(r) for r in (4, 8, 16)] == [16, 16, 8]
+    z = torch.randn(4, 12, generator=torch.Generator().manual_seed(2))
+    c = torch.tensor([0, 2, 1, 2])
+    with torch.no_grad():
+        ws_ref = ref.mapping(z, F.one_hot(c, 3).float())
+        expected = ref.synthesis(ws_ref)
+        ws = G.mapping(z, c)
+        got = G.synthesis(ws, noise_mode="const")
+    assert torch.allclose(ws, ws_ref, atol=1e-5, rtol=1e-5), (ws - ws_ref).abs().max()
+    assert torch.equal(G.mapping.w_avg, ref.mapping.w_avg)
+    assert got.shape == expected.shape == (4, 3, 16, 16)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4), (got - expected).abs().max()
+    # a resampling filter other than [1,3,3,1] is refused rather than silently replaced
+    ref.synthesis.b8.conv0.resample_filter = _nv_setup_filter([1, 2, 1])
+    with pytest.raises(WeightsError, match="filter"):
+        load_any_generator(write(ref))
 
 
 def test_pickle_reader_refuses_malicious_globals(tmp_path, monkeypatch):
