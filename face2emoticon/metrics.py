@@ -87,17 +87,32 @@ def frechet_distance_from_stats(mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.nd
     return float(max(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean), 0.0))
 
 
-def kid_from_features(feat_a: np.ndarray, feat_b: np.ndarray, *, num_subsets: int = 100, subset_size: int = 1000,
-                      seed: int = 0) -> tuple[float, float]:
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 100
+
+
+def kid_subset_size(n_a: int, n_b: int, subset_size: int = KID_SUBSET_SIZE) -> int:
+    """Samples per KID subset: ``min(subset_size, n_a, n_b)``, halved when that is the whole smaller set.
+
+    Drawing the whole of both sets every time would repeat one value (a meaningless std of ~0); half of the
+    smaller set (at least 2) keeps the subsets different. The estimate is unbiased for any size.
+    """
+    n = min(n_a, n_b)
+    m = min(subset_size, n)
+    return max(2, n // 2) if m == n else m
+
+
+def kid_from_features(feat_a: np.ndarray, feat_b: np.ndarray, *, num_subsets: int = KID_SUBSETS,
+                      subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> tuple[float, float]:
     """Unbiased squared MMD with the kernel ``(x.y / D + 1)^3`` (KID's), averaged over random subsets.
 
-    Returns ``(mean, std)`` over ``num_subsets`` subsets of ``min(subset_size, N_a, N_b)`` samples
-    drawn without replacement with ``numpy.random.default_rng(seed)``. Can be slightly negative when
-    the two sets come from the same distribution.
+    Returns ``(mean, std)`` over ``num_subsets`` subsets of :func:`kid_subset_size` samples from each set,
+    drawn without replacement with ``numpy.random.default_rng(seed)``. Can be slightly negative when the
+    two sets come from the same distribution.
     """
-    m = min(subset_size, len(feat_a), len(feat_b))
-    if m < 2:
+    if min(len(feat_a), len(feat_b)) < 2:
         raise ValueError("KID needs at least 2 samples per set")
+    m = kid_subset_size(len(feat_a), len(feat_b), subset_size)
     d = feat_a.shape[1]
     rng = np.random.default_rng(seed)
     vals = []
@@ -118,16 +133,16 @@ def fd_vgg16(real: Images, fake: Images, *, size: int = DEFAULT_SIZE, device: to
                                                                                              device=device))
 
 
-def kid(real: Images, fake: Images, *, size: int = DEFAULT_SIZE, num_subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0, device: torch.device | str = "cpu") -> float:
+def kid(real: Images, fake: Images, *, size: int = DEFAULT_SIZE, num_subsets: int = KID_SUBSETS,
+        subset_size: int = KID_SUBSET_SIZE, seed: int = 0, device: torch.device | str = "cpu") -> float:
     """KID-VGG16 (mean over subsets) between two image sets."""
     return kid_from_features(vgg16_features(real, size=size, device=device),
                              vgg16_features(fake, size=size, device=device),
                              num_subsets=num_subsets, subset_size=subset_size, seed=seed)[0]
 
 
-def compare_features(real: np.ndarray, fake: np.ndarray, *, num_subsets: int = 100, subset_size: int = 1000,
-                     seed: int = 0) -> dict[str, float]:
+def compare_features(real: np.ndarray, fake: np.ndarray, *, num_subsets: int = KID_SUBSETS,
+                     subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> dict[str, float]:
     """``{"fd_vgg16", "kid_vgg16", "kid_vgg16_std", "n_real", "n_fake"}`` for two ``[N,512]`` feature sets."""
     k, k_std = kid_from_features(real, fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
     return {"fd_vgg16": frechet_distance(real, fake), "kid_vgg16": k, "kid_vgg16_std": k_std,

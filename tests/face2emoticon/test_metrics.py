@@ -8,12 +8,14 @@ import torch
 from face2emoticon.config import GeneratorConfig
 from face2emoticon.metrics import (
     FEATURE_DIM,
+    KID_SUBSET_SIZE,
     fd_vgg16,
     frechet_distance,
     frechet_distance_from_stats,
     generator_metrics,
     kid,
     kid_from_features,
+    kid_subset_size,
     vgg16_features,
 )
 from face2emoticon.networks import Generator
@@ -40,6 +42,26 @@ def test_kid_is_unbiased_and_grows_with_shift():
     assert shifted > 10 * abs(same) and shifted > 0.01
     # deterministic for a seed
     assert kid_from_features(x, y, num_subsets=5, seed=3) == kid_from_features(x, y, num_subsets=5, seed=3)
+
+
+@pytest.mark.parametrize("n", [40, 100, 300])
+def test_kid_subsets_vary_with_the_default_protocol(n):
+    rng = np.random.default_rng(n)
+    x, y = rng.normal(size=(n, 16)), rng.normal(size=(n, 16))
+    other = rng.normal(size=(n, 16)) * 1.5 + 0.5
+    same, same_std = kid_from_features(x, y)
+    far, far_std = kid_from_features(x, other)
+    # subsets differ even when the sets are no larger than a subset, so the std says how noisy the mean is
+    assert same_std > 1e-3 and far_std > 1e-3
+    assert abs(same) < same_std  # same distribution: near 0, within the spread of one subset
+    assert far > 0.5 and far > 10 * abs(same) and far > 2 * far_std
+
+
+def test_kid_subset_size():
+    assert kid_subset_size(1000, 500) == KID_SUBSET_SIZE == 100
+    assert kid_subset_size(150, 120) == 100
+    assert kid_subset_size(100, 100) == kid_subset_size(100, 500) == 50  # never the whole smaller set
+    assert kid_subset_size(3, 3) == kid_subset_size(2, 9) == 2
 
 
 def _photos(n: int, seed: int, size: int = 32) -> np.ndarray:
