@@ -76,12 +76,40 @@ def test_style_mixing_helper():
 def test_fused_and_reference_ops_agree():
     G = Generator(toy_config()).eval()
     z, c = _z(3, 16), torch.tensor([0, 1, 1])
-    ref = G(z, c)
-    set_fused(G, False)
-    assert torch.allclose(G(z, c), ref, atol=1e-5)
-    set_impl(G, "reference")
-    set_fused(G, True)
-    assert torch.allclose(G(z, c), ref, atol=1e-5)
+    layers = [G.synthesis.b16.conv0, G.synthesis.b16.torgb]
+    with torch.no_grad():
+        dense = G(z, c)  # default: activation-scaling modulation, fast resampling ops
+        assert not any(m.fused for m in layers)
+        grouped = set_fused(G, True)(z, c)
+        assert all(m.fused for m in layers)
+        reference = set_impl(set_fused(G, False), "reference")(z, c)
+        assert G.synthesis.b16.impl == G.synthesis.b16.conv0.impl == "reference"
+    assert torch.allclose(grouped, dense, atol=1e-5), (grouped - dense).abs().max()
+    assert torch.allclose(reference, dense, atol=1e-5), (reference - dense).abs().max()
+
+
+@pytest.mark.parametrize("up, demodulate, k", [(False, True, 3), (True, True, 3), (False, False, 1)])
+def test_modulated_conv_forms_match_per_sample_convolution(up, demodulate, k):
+    g = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(3, 4, 6, 6, generator=g), torch.randn(5, 4, k, k, generator=g)
+    styles = torch.randn(3, 4, generator=g) + 1
+    fir = ops.fir_kernel((1, 3, 3, 1))
+    expected = []
+    for i in range(3):  # one ordinary convolution per sample with its own modulated kernel
+        w = weight / (4 * k * k) ** 0.5 * styles[i].view(1, 4, 1, 1)
+        if demodulate:
+            w = w / (w.square().sum([1, 2, 3], keepdim=True) + 1e-8).sqrt()
+        if up:
+            y = torch.nn.functional.conv_transpose2d(x[i: i + 1], w.transpose(0, 1), stride=2)
+            y = ops.upfirdn2d_native(y, fir * 4, pad=(1, 1))
+        else:
+            y = torch.nn.functional.conv2d(x[i: i + 1], w, padding=k // 2)
+        expected.append(y)
+    expected = torch.cat(expected)
+    assert expected.shape == (3, 5, 12 if up else 6, 12 if up else 6)
+    for fused in (True, False):
+        got = ops.modulated_conv2d(x, weight, styles, demodulate=demodulate, up=up, kernel=fir, fused=fused)
+        assert torch.allclose(got, expected, atol=1e-5), (fused, (got - expected).abs().max())
 
 
 def test_upsample_matches_native_upfirdn():
