@@ -72,3 +72,8 @@ def test_sheet_and_cli(pair, tmp_path, capsys):
     assert torch.equal(G.synthesis.b4.conv1.weight, pair[0].synthesis.b4.conv1.weight)
     assert torch.equal(G.synthesis.b8.conv1.weight, pair[1].synthesis.b8.conv1.weight)
     assert np.asarray(Image.open(tmp_path / "sheet.png")).shape == (64, 64, 3)
+    # the README's short form: -o for --out
+    assert main(["blend", str(tmp_path / "base.safetensors"), str(tmp_path / "tuned.safetensors"),
+                 "--swap-resolution", "8", "-o", str(tmp_path / "short")]) == 0
+    assert str(tmp_path / "short.safetensors") in capsys.readouterr().out
+    assert _equal(load_generator(tmp_path / "short"), G)

@@ -1,4 +1,4 @@
-"""``emoget blend BASE TUNED --swap-resolution R --out OUT``: layer-swap two generators into a new checkpoint."""
+"""``emoget blend BASE TUNED --swap-resolution R -o OUT``: layer-swap two generators into a new checkpoint."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +18,7 @@ def register(subparsers) -> None:
                     ".pt or an NVlabs .pkl (same architecture).")
     p.add_argument("base", help="base generator (e.g. the one the tuned network was fine-tuned from)")
     p.add_argument("tuned", help="fine-tuned generator")
-    p.add_argument("--out", required=True, help="output checkpoint (writes OUT.safetensors and OUT.json)")
+    p.add_argument("-o", "--out", required=True, help="output checkpoint (writes OUT.safetensors and OUT.json)")
     p.add_argument("--swap-resolution", type=int, required=True, help="first resolution taken from the high side")
     p.add_argument("--alpha", type=float, default=1.0, help="strength: 0 = base, 1 = tuned weights (default 1)")
     p.add_argument("--low-from", choices=("base", "tuned"), default="base",
