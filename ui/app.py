@@ -30,7 +30,8 @@ from ui.pipeline import (
 
 log = logging.getLogger(__name__)
 
-MAX_UPLOAD_MB = float(os.environ.get("EMOGET_MAX_UPLOAD_MB", "10"))  # the page's upload limit
+# The page's upload limit: the server's (``.streamlit/config.toml``), which the uploader also shows.
+MAX_UPLOAD_MB = float(os.environ.get("EMOGET_MAX_UPLOAD_MB") or st.get_option("server.maxUploadSize"))
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 SIZES = [64, 96, 128, 192, 256]
 PRESETS = ["none", "discord", "slack", "line", "telegram", "kakao"]
@@ -141,6 +142,18 @@ def controls(styles: list[str], expressions: list[str], *, strength_applies: boo
                 "preset": None if preset == "none" else preset, "transparent": transparent}
 
 
+def gallery(pipeline: Pipeline, image: np.ndarray, latent, styles: list[str], base: RenderOptions) -> list:
+    """The person in every style (uint8 [96,96,3] each), kept in the session until the photo, the
+    strength or the inversion options change."""
+    strength = st.session_state.get("strength", base.strength)
+    key = (image_digest(image), round(float(strength), 3), base.inversion_key())
+    if st.session_state.get("thumbs_key") != key:
+        st.session_state["thumbs"] = [pipeline.thumbnail(latent, s, options=base.replace(strength=strength))
+                                      for s in styles]
+        st.session_state["thumbs_key"] = key
+    return st.session_state["thumbs"]
+
+
 def render_files(pipeline: Pipeline, image: np.ndarray, options: RenderOptions) -> dict:
     """Render one animation with a progress bar per stage; returns the files' bytes."""
     bars = {}
@@ -174,9 +187,9 @@ def pack_bytes(pipeline: Pipeline, image: np.ndarray, options: RenderOptions) ->
 
     bar = st.progress(0.0, text="building the pack")
     with tempfile.TemporaryDirectory(prefix="emoget-pack-") as tmp:
-        pack = make_pack(image, Path(tmp) / "pack.zip", options=options.replace(styles=(), expressions=tuple(pipeline.expressions())),
-                         pipeline=pipeline,
-                         preset=options.preset or DEFAULT_PRESET,
+        pack = make_pack(image, Path(tmp) / "pack.zip",
+                         options=options.replace(styles=(), expressions=tuple(pipeline.expressions())),
+                         pipeline=pipeline, preset=options.preset or DEFAULT_PRESET, cache=session_cache(),
                          progress=lambda stage, f: bar.progress(f, text=f"building the pack · {stage}"))
         data = pack.path.read_bytes()
     bar.empty()
@@ -191,7 +204,7 @@ def main() -> None:
 
     try:
         pipeline = get_pipeline()
-    except EmogetError as exc:
+    except Exception as exc:  # noqa: BLE001 - e.g. unreadable weights: one message, not a traceback
         friendly(exc)
         st.stop()
 
@@ -219,24 +232,18 @@ def main() -> None:
                         help="vector art: your skin tone, hair, glasses and beard drawn with each style's own art, "
                              "crisp at any size; neural: a StyleGAN2 learns your face (slower, still in training)")
     base = base.replace(stylizer=stylizer)
-    styles = pipeline.styles(base)
-    try:
+    try:  # the stylizer's models and renderer are first used here (Node.js, weights files)
+        styles = pipeline.styles(base)
         with st.spinner("Learning your face (a few seconds, once per photo)…"):
             latent = pipeline.latent(image, face, options=base, cache=session_cache())
-    except Exception as exc:  # noqa: BLE001
+        overrides = attribute_row(latent, image_digest(image)) if hasattr(latent, "attributes") else {}
+        if overrides:
+            base = base.replace(**overrides)
+            latent = pipeline.latent(image, face, options=base, cache=session_cache())
+        st.image(gallery(pipeline, image, latent, styles, base), caption=styles, width=96)
+    except Exception as exc:  # noqa: BLE001 - shown to the user as a friendly message
         friendly(exc)
         return
-    overrides = attribute_row(latent, image_digest(image)) if hasattr(latent, "attributes") else {}
-    if overrides:
-        base = base.replace(**overrides)
-        latent = pipeline.latent(image, face, options=base, cache=session_cache())
-    strength = st.session_state.get("strength", base.strength)
-    thumbs_key = (image_digest(image), round(float(strength), 3), base.inversion_key())
-    if st.session_state.get("thumbs_key") != thumbs_key:
-        st.session_state["thumbs"] = [pipeline.thumbnail(latent, s, options=base.replace(strength=strength))
-                                      for s in styles]
-        st.session_state["thumbs_key"] = thumbs_key
-    st.image(st.session_state["thumbs"], caption=styles, width=96)
     style = st.radio("Style", styles, key="style", horizontal=True)
 
     settings = controls(styles, pipeline.expressions(), strength_applies=stylizer != "vector")

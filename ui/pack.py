@@ -21,6 +21,7 @@ from PIL import Image
 
 from ui.pipeline import (
     Clip,
+    LatentCache,
     Pipeline,
     PipelineResult,
     ProgressFn,
@@ -71,11 +72,15 @@ def attribution(styles) -> str:
 
 
 def make_pack(photo, output: str | os.PathLike, *, options: RenderOptions, pipeline: Pipeline,
-              preset: str | None = DEFAULT_PRESET, progress: ProgressFn | None = None) -> Pack:
-    """Render ``options.styles`` (default: all) × ``options.expressions`` for ``photo``; zip them to ``output``."""
+              preset: str | None = DEFAULT_PRESET, progress: ProgressFn | None = None,
+              cache: LatentCache | None = None) -> Pack:
+    """Render ``options.styles`` (default: all) × ``options.expressions`` for ``photo``; zip them to ``output``.
+
+    ``cache``: the latent cache to use (default: the pipeline's own); the page passes each user's own.
+    """
     if not options.styles:
         options = options.replace(styles=tuple(pipeline.styles(options)))
-    result = pipeline.render(photo, options=options.replace(preset=None), progress=progress)
+    result = pipeline.render(photo, options=options.replace(preset=None), progress=progress, cache=cache)
     sheet = contact_sheet(result.clips)
     entries = []
     with tempfile.TemporaryDirectory(prefix="emoget-pack-") as tmp:

@@ -1,8 +1,11 @@
 """The page flow with Streamlit's AppTest: upload → style → expression → result → download.
 
-Stand-in stages keep this fast and model-free; test_app_weights.py runs the flow on the shipped models.
+Stand-in stages keep this fast and model-free; test_browser.py runs the flow in Chromium, on the
+stand-ins and on the shipped models.
 """
 import io
+import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +16,10 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest, app_test
 
 import ui.pipeline
+from landmarks.errors import EmogetError
 
-APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "ui" / "app.py")
 
 
 class _KeptStorage(MemoryMediaFileStorage):
@@ -57,7 +62,15 @@ def test_empty_page_invites_an_upload(page):
     assert "Upload a photo" in page.info[0].value
 
 
-def test_upload_style_expression_result_download(page, tmp_path):
+def test_upload_style_expression_result_download(page, tmp_path, monkeypatch):
+    from video_gen.export import save_animation
+
+    stages = ui.pipeline._default.stages
+    fake_save = stages.save_animation
+    # MP4 through the real encoder (one short clip): the download must be a real video file.
+    monkeypatch.setattr(stages, "save_animation", lambda frames, path, **kw: (
+        save_animation(frames, path, fps=kw["fps"], preset=kw.get("preset"), alpha=kw.get("alpha"))
+        if Path(path).suffix == ".mp4" else fake_save(frames, path, **kw)))
     at = upload(page, write_photos(tmp_path, 1, size=40)[0])
     assert not at.exception and not at.error
     assert len(at.image) >= 3  # the face overlay, the crop, the style gallery
@@ -78,8 +91,9 @@ def test_upload_style_expression_result_download(page, tmp_path):
     with Image.open(io.BytesIO(gif)) as im:
         assert im.format == "GIF" and im.n_frames == o.frames and im.size == (64, 64)
     assert download_bytes(at.download_button(key="dl_webp"))[8:12] == b"WEBP"
-    for key in ("dl_mp4",):
-        assert at.download_button(key=key).label == "MP4"
+    mp4 = download_bytes(at.download_button(key="dl_mp4"))
+    assert at.download_button(key="dl_mp4").label == "MP4"
+    assert mp4 == result["files"]["mp4"] and mp4[4:8] == b"ftyp" and len(mp4) > 1000  # an ISO-BMFF video
     # settings changed after rendering: the old result stays, with a note
     at.selectbox(key="expression").set_value("happy").run()
     assert any("Settings changed" in c.value for c in at.caption)
@@ -91,10 +105,35 @@ def test_pack_download(page, tmp_path, monkeypatch):
     at.slider(key="fps").set_value(30)
     at.button(key="build_pack").click().run()
     assert not at.exception and not at.error
-    import zipfile
-
     names = zipfile.ZipFile(io.BytesIO(download_bytes(at.download_button(key="dl_pack")))).namelist()
     assert "contact_sheet.png" in names and len([n for n in names if n.startswith("gif/")]) == 9
+    # the photo's face and latent stay in this user's cache, never in the process-wide one
+    assert len(ui.pipeline._default.cache) == 0
+    assert len(at.session_state["latents"]) >= 2
+
+
+@pytest.mark.parametrize("error, shown", [
+    (EmogetError("Node.js ('node') was not found: install Node.js 18 or newer"), "install Node.js"),
+    (RuntimeError("bad weights file"), "Try another photo or other settings"),
+])
+def test_style_gallery_failure_is_one_friendly_message(page, tmp_path, monkeypatch, error, shown):
+    def thumbnail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(ui.pipeline._default, "thumbnail", thumbnail)
+    at = upload(page, write_photos(tmp_path, 1, size=40)[0])
+    assert not at.exception
+    assert len(at.error) == 1 and shown in at.error[0].value
+    assert not at.button  # the page stops at the gallery: nothing to animate
+
+
+def test_style_list_failure_is_one_friendly_message(page, tmp_path, monkeypatch):
+    def styles(options=None):
+        raise EmogetError("could not read generator weights: give our .safetensors with its .json")
+
+    monkeypatch.setattr(ui.pipeline._default, "styles", styles)
+    at = upload(page, write_photos(tmp_path, 1, size=40)[0])
+    assert not at.exception and len(at.error) == 1 and "could not read generator weights" in at.error[0].value
 
 
 def test_friendly_errors_and_size_limit(page, tmp_path, monkeypatch):
@@ -111,6 +150,28 @@ def test_friendly_errors_and_size_limit(page, tmp_path, monkeypatch):
     assert photo.stat().st_size > 1100
     at = upload(at, photo)
     assert not at.exception and "the limit is 0.001 MB" in at.error[0].value and not at.image
+
+
+def test_upload_limit_is_the_servers(page, tmp_path):
+    """The page's own check uses the server's maxUploadSize, the limit the uploader shows."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == 10
+    for section, values in config.items():
+        for name in values:
+            st.config.get_option(f"{section}.{name}")  # raises for a name this streamlit does not know
+    served = st.config.get_option("server.maxUploadSize")
+    assert page.file_uploader(key="upload").proto.max_upload_size_mb == served
+    photo = write_photos(tmp_path, 1, size=40)[0]
+    st.config.set_option("server.maxUploadSize", 1)
+    try:
+        big = tmp_path / "big.png"
+        big.write_bytes(photo.read_bytes() + bytes(1024 * 1024))  # 1 MB of trailing bytes: still a readable PNG
+        at = upload(page, big)
+        assert at.file_uploader(key="upload").proto.max_upload_size_mb == 1
+        assert not at.exception and "the limit is 1 MB" in at.error[0].value
+        assert not upload(at, photo).error
+    finally:
+        st.config.set_option("server.maxUploadSize", served)
 
 
 def test_sessions_do_not_share_results(monkeypatch, tmp_path):
