@@ -18,6 +18,8 @@ setup: $(STAMP) node
 node: $(NODE_STAMP)
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v npm >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 	@if command -v npm >/dev/null; then \
 		cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
 	else \
@@ -31,11 +33,14 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PIP) install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
+# Server settings (headless, no usage statistics, the 10 MB upload limit) are in .streamlit/config.toml.
 run: setup
-	$(VENV)/bin/streamlit run ui/app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
+	$(VENV)/bin/streamlit run ui/app.py --server.port $(PORT)
 
+# The sample photos in every style: drawn with the styles' vector art, and by the shipped generator.
 demo: setup
 	$(VENV)/bin/emoget demo -o out/
+	$(VENV)/bin/emoget demo -o out/gan --stylizer gan
 
 # Debian's Chromium for the browser test (no browser download); skipped where it is already there.
 browser:
