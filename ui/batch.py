@@ -6,7 +6,7 @@ per finished job (``input``, ``style``, ``expression``, ``output``, ``status``,
 moment (even with SIGKILL) is resumed by running the same command again:
 
 - a job whose row says ``ok`` and whose file exists is skipped;
-- outputs are written to a temporary ``.*.part*`` name and renamed when complete,
+- outputs are written to a temporary ``.<name>.<random>.part<suffix>`` name and renamed when complete,
   so a half-written file never looks done; stale temporaries are removed on start;
 - a job whose file exists but has no row (killed between rename and row) is redone.
 
@@ -16,17 +16,20 @@ exactly one row per job, in plan order.
 
 With ``workers > 1`` photos are shared among worker processes; each worker keeps
 its own pipeline, so a photo's inversion is done once for all its styles and expressions.
+Each worker gets an even share of the cores for its thread pools and loads its models
+when it starts; the parent only plans (style names come from the weights' config).
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import logging
 import multiprocessing as mp
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -158,15 +161,54 @@ def status_of(jobs: list[Job], out_dir: Path, done: dict) -> dict[Job, str]:
 # --------------------------------------------------------------------------- workers
 
 _WORKER_PIPELINE: Pipeline | None = None
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def _worker_init(threads: int) -> None:
+def worker_threads(workers: int) -> int:
+    """Threads per worker process: the cores this process may run on, shared evenly; at least one."""
     try:
-        import torch
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity outside Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // workers)
 
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is a hard dependency
+
+@contextlib.contextmanager
+def child_threads(threads: int) -> Iterator[None]:
+    """Processes started inside the block size their numeric libraries' thread pools to ``threads``
+    (the variables are read when a library loads); this process's environment comes back after."""
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _worker_init(threads: int, options: RenderOptions) -> None:
+    """A worker process's start: its share of the cores, then its pipeline with every model loaded, so
+    the workers load their models side by side rather than each in its first photo."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # settable only before torch's first parallel work (a forked worker may have had it)
         pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(threads)
+    except ImportError:  # pragma: no cover - opencv comes with the landmark back-ends
+        pass
+    try:
+        _pipeline().warm(options)
+    except Exception:  # a model that cannot load fails each job, with its own message
+        log.warning("could not load the models before the first photo", exc_info=True)
 
 
 def _pipeline() -> Pipeline:
@@ -277,11 +319,16 @@ def _run_pool(by_photo, in_dir, out_dir, options, workers, record) -> None:
     # stand-in stages are forked, so the workers inherit them.
     fork = _WORKER_PIPELINE is not None and _WORKER_PIPELINE.injected and "fork" in mp.get_all_start_methods()
     ctx = mp.get_context("fork" if fork else "spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = worker_threads(workers)
+    with child_threads(threads):
+        _run_workers(by_photo, in_dir, out_dir, options, workers, record, ctx=ctx, init=(threads, options))
+
+
+def _run_workers(by_photo, in_dir, out_dir, options, workers, record, *, ctx, init) -> None:
     pending = dict(by_photo)
     try:
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                    initargs=(threads,)) as pool:
+                                    initargs=init) as pool:
             futures = {pool.submit(render_photo, str(in_dir), str(out_dir), jobs, options): photo
                        for photo, jobs in pending.items()}
             for fut in cf.as_completed(futures):
@@ -295,7 +342,7 @@ def _run_pool(by_photo, in_dir, out_dir, options, workers, record) -> None:
         for jobs in pending.values():
             try:
                 with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init,
-                                            initargs=(threads,)) as pool:
+                                            initargs=init) as pool:
                     rows = pool.submit(render_photo, str(in_dir), str(out_dir), jobs, options).result()
             except cf.process.BrokenProcessPool:
                 rows = [{**asdict(j), "status": "error", "error": "the process rendering this photo crashed",

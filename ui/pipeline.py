@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -423,18 +425,49 @@ def load_vector_stylizer():
     return VectorStylizer()
 
 
-def _load_generator(weights: str, device: str):
-    """A generator from a registry name or a path (our format, a run folder, rosinality .pt, NVlabs .pkl)."""
+def _weights_path(weights: str) -> Path:
+    """The file or run folder of generator ``weights``: a registry name or a path."""
     import weights as registry
-    from face2emoticon.foreign import load_any_generator
 
     if weights in registry.load_registry():
-        path = registry.path_of(weights)
-    else:
-        path = Path(weights).expanduser()
-        if not path.exists():
-            raise EmogetError(f"weights {weights!r} not found: give a registry name (see `emoget weights list`) "
-                              "or the path of a .safetensors, .pt or .pkl generator or a train-gan run folder")
+        return registry.path_of(weights)
+    path = Path(weights).expanduser()
+    if not path.exists():
+        raise EmogetError(f"weights {weights!r} not found: give a registry name (see `emoget weights list`) "
+                          "or the path of a .safetensors, .pt or .pkl generator or a train-gan run folder")
+    return path
+
+
+def listed_styles(options: RenderOptions) -> list[str] | None:
+    """The styles ``options``' stylizer draws, read without loading a model: the vector style list, or the
+    ``class_names`` in the JSON config beside our generator weights. None when only loading tells (a
+    foreign format, a blend, a config that cannot be read)."""
+    if options.stylizer == "vector":
+        from face2emoticon.styles import STYLE_NAMES
+
+        return list(STYLE_NAMES)
+    if options.base_weights is not None:
+        return None
+    path = _weights_path(options.weights or DEFAULT_GENERATOR)
+    if path.is_dir():
+        path = path / "G_ema.safetensors"
+    if path.suffix != ".safetensors":
+        return None
+    try:
+        names = json.loads(path.with_suffix(".json").read_text())["config"]["class_names"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(names, list):
+        return None
+    # As load_stylizer names them: an unconditional generator is one style, named after its file.
+    return [str(n) for n in names] or [Path(options.weights).stem if options.weights else "custom"]
+
+
+def _load_generator(weights: str, device: str):
+    """A generator from a registry name or a path (our format, a run folder, rosinality .pt, NVlabs .pkl)."""
+    from face2emoticon.foreign import load_any_generator
+
+    path = _weights_path(weights)
     try:
         return load_any_generator(path, device=device)
     except (OSError, KeyError, ValueError, RuntimeError) as e:
@@ -492,6 +525,11 @@ class LatentCache:
 # --------------------------------------------------------------------------- files
 
 
+_PART = ".part"
+# atomic_write's temporary names: tempfile.mkstemp puts 8 characters of [a-z0-9_] between its prefix and suffix.
+_PARTIAL_NAME = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(_PART) + r"(\.[^.]*)?")
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp)`` on a temporary name beside ``path`` (same suffix), then rename it into place.
 
@@ -499,7 +537,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{_PART}{path.suffix}")
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -512,8 +550,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
 
 
 def is_partial(path: Path) -> bool:
-    """Whether ``path`` is a temporary file left by an interrupted :func:`atomic_write`."""
-    return path.name.startswith(".") and ".part" in path.name
+    """Whether ``path`` is a temporary file left by an interrupted :func:`atomic_write`: exactly
+    ``.<stem>.<8 random characters>.part<suffix>`` (never a user's file such as ``.participants.gif``)."""
+    return _PARTIAL_NAME.fullmatch(Path(path).name) is not None
 
 
 def output_name(stem: str, style: str, expression: str, ext: str) -> str:
@@ -583,10 +622,19 @@ class Pipeline:
             return self._stylizers[key]
 
     def styles(self, options: RenderOptions | None = None) -> list[str]:
+        """The styles of ``options``' stylizer (loads it)."""
         return list(self.stylizer(options).styles)
 
     def resolve_styles(self, options: RenderOptions) -> tuple[str, ...]:
-        known = self.styles(options)
+        """``options.styles`` checked against the stylizer's (default: its first style). Reads the names from
+        the weights' config when it can, so listing work loads no model."""
+        with self._lock:
+            loaded = self._stylizers.get(options.stylizer_key())
+        known = list(loaded.styles) if loaded is not None else None
+        if known is None and not self.injected:
+            known = listed_styles(options)
+        if known is None:
+            known = self.styles(options)
         if not options.styles:
             return (known[0],)
         for s in options.styles:
@@ -679,6 +727,28 @@ class Pipeline:
         options = options or RenderOptions()
         return self.stylizer(options).render(latent, style, strength=options.strength, size=size,
                                              upscale=options.upscale)
+
+    def warm(self, options: RenderOptions | None = None) -> None:
+        """Load every model a render of ``options`` uses and run each once on a blank grey face: the
+        detector, the stylizer (an inversion with no optimisation steps and one still; for the vector
+        stylizer this starts its renderer) and the motion model. The first photo then pays no loading."""
+        options = options or RenderOptions()
+        st = self.stages
+        stylizer = self.stylizer(options)
+        style = self.resolve_styles(options)[0]
+        blank = np.full((stylizer.resolution, stylizer.resolution, 3), 128, np.uint8)
+        try:
+            st.detect(blank, backend=options.landmark_backend)
+        except EmogetError:
+            pass  # no face in a blank image; the detector is loaded all the same
+        points_of = getattr(stylizer, "points", None)
+        points = points_of(style, stylizer.resolution) if points_of is not None else None
+        latent = stylizer.invert(blank, seed=options.seed, steps=0, points=points)
+        still = stylizer.render(latent, style, strength=options.strength, size=options.size, upscale=options.upscale)
+        still_points = points_of(style, options.size) if points_of is not None else None
+        if still_points is not None:
+            st.animate(still, np.asarray(still_points, dtype=np.float32), expression=options.expressions[0],
+                       intensity=options.intensity, frames=2, fps=options.fps, seed=options.seed)
 
     def expressions(self) -> list[str]:
         """The expression names the motion stage offers."""

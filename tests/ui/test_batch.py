@@ -1,5 +1,7 @@
 """Resumable batch: manifest, skip/redo rules, bad photos, workers, and a SIGKILL mid-way."""
+import concurrent.futures as cf
 import json
+import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -9,10 +11,20 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from pipeline_fakes import fake_pipeline, write_photos
+from pipeline_fakes import FakeStylizer, fake_pipeline, write_photos
 
-from ui.batch import MANIFEST, Manifest, plan, run_batch
-from ui.pipeline import RenderOptions
+import ui.batch
+from ui.batch import (
+    MANIFEST,
+    THREAD_VARIABLES,
+    Manifest,
+    child_threads,
+    plan,
+    remove_partials,
+    run_batch,
+    worker_threads,
+)
+from ui.pipeline import OptionsError, Pipeline, RenderOptions, atomic_write, is_partial
 
 OPTS = RenderOptions(styles=("alpha", "beta"), expressions=("happy", "sad"), frames=4, size=32)
 FAKES = Path(__file__).with_name("pipeline_fakes.py")
@@ -58,7 +70,7 @@ def test_rerun_skips_done_and_redoes_half_written(tmp_path):
     run_batch(in_dir, out, options=OPTS, pipeline=fake_pipeline(), progress=False)
     first = rows_of(out)
     # an interrupted run leaves: a temporary, a file without a row, a torn manifest line
-    (out / ".p00-png_alpha_happy.abc.part.gif").write_bytes(b"GIF89a half")
+    (out / ".p00-png_alpha_happy.k3x9_q2a.part.gif").write_bytes(b"GIF89a half")
     lost = out / first[-1]["output"]
     Manifest(out).rewrite(first[:-1])
     with open(out / MANIFEST, "a") as f:
@@ -128,3 +140,68 @@ def test_sigkill_mid_batch_then_resume(tmp_path, workers):
     ok, failed, skipped = (int(x.split("=")[1]) for x in done.stdout.split())
     assert ok + failed + skipped == 24 and skipped >= n_before - 1 and ok >= 1
     check_complete(in_dir, out, bad={"p04.png"})
+
+
+def test_only_interrupted_writes_count_as_temporaries(tmp_path):
+    names = []
+    atomic_write(tmp_path / "a.b_alpha_happy.gif", lambda tmp: names.append(tmp.name) or tmp.write_bytes(b"x"))
+    atomic_write(tmp_path / "manifest.jsonl", lambda tmp: names.append(tmp.name) or tmp.write_text("{}"))
+    assert all(is_partial(Path(n)) for n in names), names
+    for user_file in (".participants.gif", ".part.gif", ".notes.part", ".me.abc.part.gif", ".me.ABCDEFGH.part.gif",
+                      "p00.k3x9_q2a.part.gif", ".me.k3x9_q2a.partial.gif"):
+        assert not is_partial(Path(user_file)), user_file
+    left = tmp_path / "sub" / names[0]
+    left.parent.mkdir()
+    left.write_bytes(b"GIF89a half")
+    keep = [tmp_path / ".participants.gif", tmp_path / "sub" / ".party.part"]
+    for f in keep:
+        f.write_bytes(b"the user's own")
+    assert remove_partials(tmp_path) == 1
+    assert not left.exists() and all(f.exists() for f in keep)
+
+
+def test_style_names_come_from_the_weights_config_without_loading(tmp_path):
+    weights = tmp_path / "g.safetensors"
+    weights.write_bytes(b"not read: listing styles loads no model")
+    weights.with_suffix(".json").write_text(json.dumps({"format": "emoget-stylegan2/1",
+                                                        "config": {"class_names": ["ink", "clay"]}}))
+    pipeline = Pipeline()
+    gan = RenderOptions(weights=str(weights))
+    assert pipeline.resolve_styles(gan) == ("ink",)
+    assert pipeline.resolve_styles(gan.replace(styles=("clay",))) == ("clay",)
+    with pytest.raises(OptionsError, match="unknown style 'oil'"):
+        pipeline.resolve_styles(gan.replace(styles=("oil",)))
+    weights.with_suffix(".json").write_text(json.dumps({"config": {"class_names": []}}))
+    assert pipeline.resolve_styles(gan) == ("g",)  # unconditional: one style named after the file
+    from face2emoticon.styles import STYLE_NAMES
+
+    assert pipeline.resolve_styles(RenderOptions()) == STYLE_NAMES[:1]
+    assert pipeline.resolve_styles(RenderOptions(stylizer="gan"))  # the shipped generator's config
+    assert not pipeline._stylizers
+
+
+def test_worker_threads_share_the_cores(monkeypatch):
+    monkeypatch.setattr(ui.batch.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert [worker_threads(n) for n in (1, 2, 3, 4, 8)] == [4, 2, 1, 1, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    with child_threads(2):
+        assert all(os.environ[name] == "2" for name in THREAD_VARIABLES)
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "MKL_NUM_THREADS" not in os.environ
+
+
+def _worker_state() -> tuple:
+    import torch
+
+    return (torch.get_num_threads(), os.environ["OMP_NUM_THREADS"], len(ui.batch._pipeline()._stylizers),
+            type(ui.batch._pipeline().stylizer(OPTS)).inversions)
+
+
+def test_workers_start_with_their_thread_share_and_models_loaded(monkeypatch):
+    monkeypatch.setattr(ui.batch, "_WORKER_PIPELINE", fake_pipeline())
+    before = FakeStylizer.inversions
+    with child_threads(1), cf.ProcessPoolExecutor(1, mp_context=mp.get_context("fork"),
+                                                   initializer=ui.batch._worker_init, initargs=(1, OPTS)) as pool:
+        threads, omp, stylizers, inversions = pool.submit(_worker_state).result(timeout=60)
+    assert (threads, omp, stylizers) == (1, "1", 1)
+    assert inversions == before + 1  # the warm-up ran the stylizer once, before any photo
