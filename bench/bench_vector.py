@@ -85,6 +85,7 @@ def main() -> None:
             print(f"GIF 128 px x 24 frames, {expression} ({what}): {dt:.2f} s ({parts})")
 
 
+FIGURE_PHOTOS = ("astronaut.png", "grace_hopper.jpg")
 FIGURE_GIFS = (("astronaut.png", "micah", "happy"), ("grace_hopper.jpg", "avataaars", "surprised"),
                ("astronaut.png", "big-smile", "happy"), ("grace_hopper.jpg", "personas", "wink"),
                ("astronaut.png", "open-peeps", "angry"), ("grace_hopper.jpg", "twemoji", "happy"))
@@ -92,7 +93,8 @@ FIGURE_GIFS = (("astronaut.png", "micah", "happy"), ("grace_hopper.jpg", "avataa
 
 def figures(out: str | Path = "docs", *, size: int = 128) -> list[Path]:
     """The README's vector figures: ``vector_styles.png`` (each sample photo's crop, then its stills in every
-    style) and ``vector_<style>_<expression>.gif`` at ``size`` px."""
+    style), ``photo_<photo>.png`` (the aligned crop each GIF starts from) and ``vector_<style>_<expression>.gif``
+    at ``size`` px."""
     from PIL import ImageDraw
 
     from face2emoticon.styles import STYLE_NAMES
@@ -102,11 +104,13 @@ def figures(out: str | Path = "docs", *, size: int = 128) -> list[Path]:
     pipe = Pipeline()
     opts = RenderOptions(size=size, frames=24, fps=12)
     rows = []
-    for name in ("astronaut.png", "grace_hopper.jpg"):
+    for name in FIGURE_PHOTOS:
         res = pipe.render(SAMPLES / name, options=opts.replace(styles=STYLE_NAMES, expressions=("neutral",)))
         person = pipe.latent(res.image, pipe.face(res.image), options=opts)
         a = person.attributes
         tiles = [res.crop] + [c.still for c in res.clips]
+        crop = out / f"photo_{Path(name).stem}.png"
+        Image.fromarray(res.crop).resize((size, size), Image.Resampling.LANCZOS).save(crop, optimize=True)
         caption = (f"{name}: skin {a.skin + 1}/5, {a.hair_colour} {a.hair_length} hair, "
                    f"glasses {'yes' if a.glasses else 'no'}, beard {'yes' if a.beard else 'no'}")
         rows.append((np.concatenate(tiles, 1), caption))
@@ -120,7 +124,7 @@ def figures(out: str | Path = "docs", *, size: int = 128) -> list[Path]:
         cap = Image.new("RGB", (img.shape[1], label_h), "white")
         ImageDraw.Draw(cap).text((4, 2), caption, fill=(60, 60, 60))
         parts += [np.asarray(cap), img]
-    files = [out / "vector_styles.png"]
+    files = [out / "vector_styles.png", *(out / f"photo_{Path(n).stem}.png" for n in FIGURE_PHOTOS)]
     Image.fromarray(np.concatenate(parts, 0)).save(files[0], optimize=True)
     for photo, style, expression in FIGURE_GIFS:
         path = out / f"vector_{style}_{expression}.gif"
