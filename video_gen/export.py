@@ -50,6 +50,7 @@ class EncodeOptions:
     crf: int = 20  # H.264 / VP9 constant-rate factor (lower = better)
     lossless: bool = False  # WebP lossless
     apng_palette: bool = False  # APNG as 8-bit palette frames (``colors`` entries) instead of full RGBA
+    draft: bool = False  # MP4 / WebM: a fast, rougher encode (x264 ultrafast, VP9 realtime) to size the real one
     extra: dict = field(default_factory=dict)
 
 
@@ -151,19 +152,34 @@ def shared_palette(rgb: list[np.ndarray], colors: int, *, max_pixels: int = 1 <<
     return sheet.quantize(colors=max(2, min(256, colors)), method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
 
 
-def _write_gif(rgb, alphas, path, *, fps, loop, background, options):
-    colors = max(2, min(256, options.colors))
-    pal = shared_palette(rgb, colors - 1 if alphas is not None else colors)
-    palette = pal.getpalette()[: 3 * 256]
+def palette_frames(rgb: list[np.ndarray], alphas: list[np.ndarray] | None,
+                   colors: int) -> tuple[list[Image.Image], list[int], int | None]:
+    """Frames as ``P``-mode images sharing one palette of at most ``colors`` entries.
+
+    With ``alphas``, one entry is kept for transparency (pixels with alpha < 128). Returns
+    ``(images, palette [3*K] RGB values, transparent index or None)``.
+    """
+    colors = max(2, min(256, colors))
     n_used = colors - 1 if alphas is not None else colors
+    pal = shared_palette(rgb, n_used)
+    palette = pal.getpalette()[: 3 * n_used]
+    transparent = None
+    if alphas is not None:  # the palette must reach the transparent index, or PNG drops it from tRNS
+        transparent = n_used
+        palette += [0, 0, 0] * (n_used + 1 - len(palette) // 3)
     images = []
     for i, f in enumerate(rgb):
         q = np.asarray(Image.fromarray(f).quantize(palette=pal, dither=Image.Dither.NONE)).copy()
-        if alphas is not None:
-            q[alphas[i] < 128] = n_used  # the reserved transparent index
+        if transparent is not None:
+            q[alphas[i] < 128] = transparent
         im = Image.fromarray(q, mode="P")
         im.putpalette(palette)
         images.append(im)
+    return images, palette, transparent
+
+
+def _write_gif(rgb, alphas, path, *, fps, loop, background, options):
+    images, palette, transparent = palette_frames(rgb, alphas, options.colors)
     delays = frame_delays(len(images), fps, grid_ms=10)
     # ``palette=`` makes PIL write one global colour table and no local ones.
     # Identical consecutive frames are merged by PIL (their delays add up), so timing stays exact.
@@ -171,8 +187,8 @@ def _write_gif(rgb, alphas, path, *, fps, loop, background, options):
               "disposal": 2 if alphas is not None else 1}
     if loop is not None:
         kw["loop"] = loop
-    if alphas is not None:
-        kw["transparency"] = n_used
+    if transparent is not None:
+        kw["transparency"] = transparent
     images[0].save(path, format="GIF", **kw)
 
 
@@ -193,29 +209,18 @@ def _write_webp(rgb, alphas, path, *, fps, loop, background, options):
 def _write_apng(rgb, alphas, path, *, fps, loop, background, options):
     from PIL import PngImagePlugin
 
-    ims = _pil_frames(rgb, alphas)
-    colors = max(2, min(256, options.colors))
-    if options.apng_palette:  # palette APNG: far smaller, used by the LINE fitter
-        pal = shared_palette(rgb, colors - 1 if alphas is not None else colors)
-        n_used = colors - 1 if alphas is not None else colors
-        ims = []
-        for i, f in enumerate(rgb):
-            q = np.asarray(Image.fromarray(f).quantize(palette=pal, dither=Image.Dither.NONE)).copy()
-            im = Image.fromarray(q, mode="P")
-            pal_list = pal.getpalette()[: 3 * 256]
-            im.putpalette(pal_list)
-            if alphas is not None:
-                q[alphas[i] < 128] = n_used
-                im = Image.fromarray(q, mode="P")
-                im.putpalette(pal_list)
-                im.info["transparency"] = n_used
-            ims.append(im)
     kw = {}
-    if alphas is not None and options.apng_palette:
-        kw["transparency"] = ims[0].info["transparency"]
+    if options.apng_palette:  # palette APNG: far smaller, used by the LINE fitter
+        ims, _, transparent = palette_frames(rgb, alphas, options.colors)
+        if transparent is not None:
+            kw["transparency"] = transparent
+    else:
+        ims = _pil_frames(rgb, alphas)
+    # Each frame replaces its region outright (OP_SOURCE, transparent pixels included), so nothing needs
+    # clearing between frames; OP_BACKGROUND would also break Pillow's delta of palette frames.
     ims[0].save(path, format="PNG", save_all=True, append_images=ims[1:], duration=frame_delays(len(ims), fps),
-                loop=loop, default_image=False, disposal=PngImagePlugin.Disposal.OP_BACKGROUND if alphas is not None
-                else PngImagePlugin.Disposal.OP_NONE, blend=PngImagePlugin.Blend.OP_SOURCE, optimize=True, **kw)
+                loop=loop, default_image=False, disposal=PngImagePlugin.Disposal.OP_NONE,
+                blend=PngImagePlugin.Blend.OP_SOURCE, optimize=True, **kw)
 
 
 # -- video ---------------------------------------------------------------------------------------------------------------
@@ -245,7 +250,8 @@ def _write_mp4(rgb, alphas, path, *, fps, loop, background, options):
                for f, a in zip(rgb, alphas)]
     frames = [_even(f) for f in rgb]
     _ffmpeg_write(frames, path, fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-                  params=["-crf", str(options.crf), "-preset", "medium", "-movflags", "+faststart", "-an"])
+                  params=["-crf", str(options.crf), "-preset", "ultrafast" if options.draft else "medium",
+                          "-movflags", "+faststart", "-an"])
 
 
 def _write_webm(rgb, alphas, path, *, fps, loop, background, options):
@@ -256,8 +262,9 @@ def _write_webm(rgb, alphas, path, *, fps, loop, background, options):
         frames = [_even(np.dstack([f, a])) for f, a in zip(rgb, alphas)]
         pix_in, pix_out = "rgba", "yuva420p"
     _ffmpeg_write(frames, path, fps=fps, codec="libvpx-vp9", pix_fmt_in=pix_in, pix_fmt_out=pix_out,
-                  params=["-crf", str(options.crf), "-b:v", "0", "-an", "-row-mt", "1", "-deadline", "good",
-                          "-cpu-used", "4", "-auto-alt-ref", "0"])
+                  params=["-crf", str(options.crf), "-b:v", "0", "-an", "-row-mt", "1",
+                          "-deadline", "realtime" if options.draft else "good", "-cpu-used", "8" if options.draft else "4",
+                          "-auto-alt-ref", "0"])
 
 
 # -- reading back ----------------------------------------------------------------------------------------------------------
@@ -273,6 +280,7 @@ class FileInfo:
     bytes: int
     global_palette: bool | None = None  # GIF: every frame uses the global colour table
     has_alpha: bool | None = None
+    codec: str | None = None  # MP4 / WebM: the video codec (e.g. "vp9")
 
     @property
     def total_ms(self) -> float:
@@ -295,7 +303,7 @@ def inspect(path) -> FileInfo:
         n = sum(1 for _ in reader)
         fps = float(meta.get("fps") or 0)
         w, h = meta["size"]
-        return FileInfo(fmt, (w, h), n, [1000.0 / fps] * n if fps else [], None, nbytes)
+        return FileInfo(fmt, (w, h), n, [1000.0 / fps] * n if fps else [], None, nbytes, codec=meta.get("codec"))
     with Image.open(path) as im:
         n = getattr(im, "n_frames", 1)
         durations = []

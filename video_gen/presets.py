@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -29,6 +29,8 @@ import numpy as np
 from video_gen.export import FORMATS, EncodeOptions, ExportError, encode
 
 log = logging.getLogger(__name__)
+
+FRAME_STEPS = (1, 2, 3, 4, 6)  # frame thinning the fitter tries, mildest first
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,6 @@ class Preset:
     max_fps: float | None = None
     integer_seconds: bool = False  # LINE: playback time of one loop is 1, 2, 3 or 4 s
     max_loops: int | None = None  # LINE: 1-4 loops, total playback <= max_seconds
-    can_shrink: bool = True  # may the fitter go below ``box`` to meet the byte cap?
     source: str = ""
 
     @property
@@ -75,10 +76,10 @@ PRESETS: dict[str, Preset] = {
                source="https://slack.com/help/articles/206870177-Add-custom-emoji-and-aliases-to-your-workspace"),
         Preset("line", "LINE animated sticker: APNG within 320x270, 5-20 frames, <= 4 s, <= 300 KB", (".png", ".apng"),
                (320, 270), 300_000, exact=False, min_side=270, min_frames=5, max_frames=20, max_seconds=4.0,
-               integer_seconds=True, max_loops=4, can_shrink=False,
+               integer_seconds=True, max_loops=4,
                source="https://creator.line.me/en/guideline/animationsticker/"),
         Preset("telegram", "Telegram video sticker: WebM VP9, 512 px, <= 3 s, <= 30 fps, <= 256 KB", (".webm",),
-               (512, 512), 256_000, exact=False, min_side=512, max_seconds=3.0, max_fps=30.0, can_shrink=False,
+               (512, 512), 256_000, exact=False, min_side=512, max_seconds=3.0, max_fps=30.0,
                source="https://core.telegram.org/stickers#video-stickers"),
         Preset("kakao", "KakaoTalk animated emoticon: 360x360 GIF, <= 2 MB, <= 24 frames", (".gif",), (360, 360),
                2_000_000, max_frames=24, source="https://emoticonstudio.kakao.com/"),
@@ -94,22 +95,23 @@ def get_preset(preset) -> Preset:
     return PRESETS[preset]
 
 
-def target_size(src_wh: tuple[int, int], preset: Preset, *, shrink: float = 1.0) -> tuple[tuple[int, int], tuple[int, int]]:
-    """``(canvas (w,h), content (w,h))``: the content keeps the source's aspect inside the canvas."""
+def target_size(src_wh: tuple[int, int], preset: Preset) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(canvas (w,h), content (w,h))``: the content keeps the source's aspect inside the canvas.
+
+    The size never depends on the byte cap: platforms reject stickers of the wrong size, so the
+    fitter meets the cap with fewer colours, frames or a stronger compression instead.
+    """
     w, h = src_wh
     bw, bh = preset.box
-    s = min(bw / w, bh / h) * shrink
+    s = min(bw / w, bh / h)
     cw, ch = max(1, round(w * s)), max(1, round(h * s))
-    if preset.exact:
-        canvas = (max(1, round(bw * shrink)), max(1, round(bh * shrink)))
-    else:
-        canvas = (cw, ch)
-    return canvas, (cw, ch)
+    return ((bw, bh) if preset.exact else (cw, ch)), (cw, ch)
 
 
 def fit_frames(rgb: list[np.ndarray], alphas: list[np.ndarray] | None, *, fps: float, preset: Preset,
-               shrink: float = 1.0, frame_step: int = 1, background=(255, 255, 255)):
-    """Resize / pad / resample in time to the preset. Returns ``(rgb, alphas, fps, loops)``."""
+               frame_step: int = 1, background=(255, 255, 255)):
+    """Resize / pad / resample in time to the preset; ``frame_step`` keeps every n-th of the frames it would
+    otherwise keep (never fewer than ``preset.min_frames``). Returns ``(rgb, alphas, fps, loops)``."""
     n = len(rgb)
     duration = n / fps
     if preset.max_seconds is not None and preset.max_loops is None and duration > preset.max_seconds:
@@ -129,7 +131,7 @@ def fit_frames(rgb: list[np.ndarray], alphas: list[np.ndarray] | None, *, fps: f
         count = min(count, preset.max_frames)
     idx = np.floor(np.arange(count) * n / count).astype(int)  # whole cycle, evenly spaced: the loop still closes
     new_fps = count / duration
-    (cw, ch), (w, h) = target_size(rgb[0].shape[1::-1], preset, shrink=shrink)
+    (cw, ch), (w, h) = target_size(rgb[0].shape[1::-1], preset)
     x0, y0 = (cw - w) // 2, (ch - h) // 2
     out_rgb, out_a = [], []
     pad = (w, h) != (cw, ch)
@@ -159,9 +161,19 @@ def _ladder(fmt: str) -> list[EncodeOptions]:
     return [EncodeOptions(crf=c) for c in (24, 32, 40, 48, 56, 63)]
 
 
+def _encoded_size(frames, alphas, path: Path, options: EncodeOptions, **kw) -> int:
+    encode(frames, alphas, path, options=options, **kw)
+    return path.stat().st_size
+
+
 def fit_and_save(rgb: list[np.ndarray], alphas: list[np.ndarray] | None, path: Path, *, fps: float, preset,
                  loop: int = 0, background=(255, 255, 255)) -> Path:
-    """Fit frames to ``preset`` and write ``path``, trying smaller encodings until the byte cap holds."""
+    """Fit frames to ``preset`` and write ``path``, trying smaller encodings until the byte cap holds.
+
+    The pixel size stays the preset's; what gives way, in order: the encoding (fewer colours, lower
+    quality, a higher CRF), then the frame count (every 2nd, 3rd... frame, down to ``min_frames``).
+    Video formats size the CRF ladder with quick draft encodes and write only the chosen one for real.
+    """
     p = get_preset(preset)
     path = Path(path)
     if path.suffix.lower() not in p.formats:
@@ -169,22 +181,25 @@ def fit_and_save(rgb: list[np.ndarray], alphas: list[np.ndarray] | None, path: P
                           f"use -o NAME{p.default_suffix}")
     fmt = FORMATS[path.suffix.lower()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tries = [(1.0, 1)]
-    tries += [(1.0, s) for s in (2, 3)]
-    if p.can_shrink:
-        tries += [(s, 2) for s in (0.85, 0.7, 0.55)]
-    last = None
-    for shrink, step in tries:
-        frames, a, f_fps, loops = fit_frames(rgb, alphas, fps=fps, preset=p, shrink=shrink, frame_step=step,
-                                             background=background)
-        for opts in _ladder(fmt):
-            encode(frames, a, path, fmt=fmt, fps=f_fps, loop=loops if p.max_loops else loop, background=background,
-                   options=opts)
-            last = path.stat().st_size
+    ladder = _ladder(fmt)
+    counts, last = set(), None
+    for step in FRAME_STEPS:
+        frames, a, f_fps, loops = fit_frames(rgb, alphas, fps=fps, preset=p, frame_step=step, background=background)
+        if len(frames) in counts:  # clamped at min_frames: the same frames again
+            continue
+        counts.add(len(frames))
+        kw = {"fmt": fmt, "fps": f_fps, "loop": loops if p.max_loops else loop, "background": background}
+        start = 0
+        if fmt in ("mp4", "webm"):
+            start = next((k for k, o in enumerate(ladder) if _encoded_size(frames, a, path, replace(o, draft=True), **kw)
+                          <= p.max_bytes), len(ladder))
+        for opts in ladder[start:]:
+            last = _encoded_size(frames, a, path, opts, **kw)
             if last <= p.max_bytes:
                 log.info("%s: %d frames %dx%d at %.2f fps, %s → %d bytes", p.name, len(frames), frames[0].shape[1],
                          frames[0].shape[0], f_fps, opts, last)
                 return path
     path.unlink(missing_ok=True)
-    raise ExportError(f"could not fit the animation under {p.name}'s {p.max_bytes // 1000} KB cap (best {last} bytes); "
+    best = f"best {last} bytes" if last is not None else "even the draft encodes were over"
+    raise ExportError(f"could not fit the animation under {p.name}'s {p.max_bytes // 1000} KB cap ({best}); "
                       "use fewer frames or a simpler still")
