@@ -165,13 +165,16 @@ def sample_content(rng: np.random.Generator, *, basis: AUBasis | None = None, sp
 
 def sample_sequence(expression: str | Expression, *, frames: int = 16, intensity: float = 1.0,
                     rng: np.random.Generator | int | None = None, content: np.ndarray | None = None,
-                    basis: AUBasis | None = None, head_motion: float = 1.0) -> np.ndarray:
+                    basis: AUBasis | None = None, head_motion: float = 1.0,
+                    asymmetry: float | None = None) -> np.ndarray:
     """One looping take of ``expression`` → displacements ``float32 [frames+1,68,2]`` in face units.
 
     Row ``k`` is the phase ``k / frames`` of the loop; rows 0 and ``frames`` are both the
     neutral face (zero displacement), so playing rows ``0..frames-1`` repeatedly loops seamlessly.
     ``content``: the neutral face ``[68,2]`` (face units) the head motion turns about; default the
     prior's mean face. ``intensity`` in [0,1] scales the expression (not blinks or idle head motion).
+    ``asymmetry`` in [-0.3, 0.3]: how much stronger the expression is on the subject's right half (iBUG
+    36-41, image left) than on the left, e.g. 0.2 = right x1.2, left x0.8; None draws it at random.
     """
     e = EXPRESSIONS[expression] if isinstance(expression, str) else expression
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -189,7 +192,9 @@ def sample_sequence(expression: str | Expression, *, frames: int = 16, intensity
     hold = max(hold, 0.05)
     env = envelope(t, start=start, onset=onset, hold=hold, offset=offset) if not e.idle else np.zeros_like(t)
     level = float(np.clip(intensity, 0.0, 1.0))
-    asym = float(np.clip(rng.normal(0, 0.12), -0.3, 0.3))
+    asym = float(np.clip(rng.normal(0, 0.12), -0.3, 0.3))  # drawn even when given, so a seed's other draws stay
+    if asymmetry is not None:
+        asym = float(np.clip(asymmetry, -0.3, 0.3))
 
     def add(aus: dict[str, float], sides: str, weight: float):
         for au, apex in aus.items():
