@@ -9,8 +9,10 @@ still has: warp at the output size, not at the generator's.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.interpolate import CubicSpline
@@ -44,6 +46,49 @@ class Animation:
         from video_gen.export import save_animation
 
         return save_animation(self.frames, path, fps=self.fps, **kwargs)
+
+
+class LandmarksFileError(EmogetError, ValueError):
+    """A landmarks file is missing, not JSON, or does not hold 68 (x, y) points."""
+
+
+def load_points(path, *, image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A still's landmarks ``float32 [68,2]`` (x, y) pixels from a JSON file.
+
+    Accepts what ``emoget landmarks PHOTO --json`` prints (``{"landmarks": [...], ...}``), an object
+    ``{"points": [...]}`` or a bare ``[[x, y], ...]`` list, in iBUG order. With ``image_size``
+    ``(width, height)``, points mostly outside that image are refused (measured on another image).
+    """
+    path = Path(path)
+    redo = "write it with `emoget landmarks STILL --json > FILE.json`, or leave --landmarks out to detect them"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LandmarksFileError(f"landmarks file {str(path)!r} does not exist; {redo}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LandmarksFileError(f"cannot read landmarks file {str(path)!r} ({exc}); {redo}") from None
+    except json.JSONDecodeError as exc:
+        raise LandmarksFileError(f"landmarks file {str(path)!r} is not valid JSON ({exc}); {redo}") from None
+    if isinstance(data, dict):
+        key = next((k for k in ("landmarks", "points") if k in data), None)
+        if key is None:
+            raise LandmarksFileError(f"landmarks file {str(path)!r} has no \"landmarks\" or \"points\" key; {redo}")
+        data = data[key]
+    try:
+        pts = np.asarray(data, np.float64)
+    except (TypeError, ValueError):
+        pts = np.empty(0)
+    if pts.shape != (68, 2) or not np.isfinite(pts).all():
+        shape = "x".join(map(str, pts.shape)) if pts.size else "no numbers"
+        raise LandmarksFileError(f"landmarks file {str(path)!r} must hold 68 finite (x, y) points, got {shape}; "
+                                 f"{redo}")
+    if image_size is not None:
+        w, h = image_size
+        inside = ((pts >= 0) & (pts < [w, h])).all(1).mean()
+        if inside < 0.5:
+            raise LandmarksFileError(f"the points in {str(path)!r} lie outside the {w}x{h} still (measured on "
+                                     f"another image?); {redo}")
+    return pts.astype(np.float32)
 
 
 def resample_loop(disp: np.ndarray, frames: int) -> np.ndarray:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from landmarks.errors import EmogetError, NoFaceFound
-from video_gen.animate import Animation
+from landmarks.errors import EmogetError
+from video_gen.animate import Animation, resample_loop
 from video_gen.geometry import FaceFrame
 from video_gen.warp import Warper, WarpOptions
 
@@ -53,32 +53,37 @@ def read_video(path, *, max_frames: int = 240, max_side: int = 640) -> tuple[lis
     return frames, fps
 
 
-def track(frames: Iterable[np.ndarray], *, detect: Callable | None = None) -> np.ndarray:
-    """Landmarks ``float32 [T,68,2]`` per frame; frames without a face are filled from their neighbours."""
+def track(frames: Iterable[np.ndarray], *, detect: Callable | None = None, min_found: float = 0.25) -> np.ndarray:
+    """Landmarks ``float32 [T,68,2]`` per frame; frames without a usable face are filled from their neighbours.
+
+    Any landmarks error of one frame (no face, a face too small, ...) only marks that frame as missing;
+    :class:`DriveError` if a face is found in fewer than 2 frames or fewer than ``min_found`` of them.
+    """
     if detect is None:
         import landmarks
 
         detect = landmarks.detect
-    pts, ok = [], []
+    pts, ok, first_error = [], [], None
     for f in frames:
         try:
-            p = np.asarray(detect(f).points, np.float64)
-            pts.append(p)
+            pts.append(np.asarray(detect(f).points, np.float64))
             ok.append(True)
-        except NoFaceFound:
+        except EmogetError as exc:
+            first_error = first_error or exc
             pts.append(np.full((68, 2), np.nan))
             ok.append(False)
     pts = np.stack(pts)
     ok = np.array(ok)
-    if ok.sum() < 2:
-        raise DriveError("no face found in the driving video (need one in at least 2 frames); film your face "
-                         "frontally, well lit, filling a third of the frame")
+    if ok.sum() < max(2, min_found * len(ok)):
+        why = f" (e.g. {first_error})" if first_error else ""
+        raise DriveError(f"a face was found in only {ok.sum()} of the driving video's {len(ok)} frames{why}; film "
+                         "your face frontally, well lit, filling a third of the frame")
     if not ok.all():
         idx = np.arange(len(pts))
         flat = pts.reshape(len(pts), -1)
         for j in range(flat.shape[1]):
             flat[~ok, j] = np.interp(idx[~ok], idx[ok], flat[ok, j])
-        log.info("filled %d frame(s) without a face", (~ok).sum())
+        log.info("filled %d frame(s) without a usable face", (~ok).sum())
     return pts.astype(np.float32)
 
 
@@ -120,20 +125,33 @@ def retarget(driving: np.ndarray, still_points: np.ndarray, *, smooth_sigma: flo
     return out.astype(np.float32)
 
 
-def drive(still: np.ndarray, points: np.ndarray, video, *, fps: float | None = None, max_frames: int = 120,
-          detect: Callable | None = None, smooth_sigma: float = 1.0, intensity: float = 1.0, head: float = 1.0,
-          warp: WarpOptions | None = None) -> Animation:
+def drive(still: np.ndarray, points: np.ndarray, video, *, fps: float | None = None, frames: int | None = None,
+          max_frames: int = 120, detect: Callable | None = None, smooth_sigma: float = 1.0, intensity: float = 1.0,
+          head: float = 1.0, warp: WarpOptions | None = None) -> Animation:
     """Animate ``still`` (``uint8 [H,W,3|4]``, landmarks ``points [68,2]``) with the motion in ``video``.
 
-    ``video``: a path, or a list of ``uint8 [H,W,3]`` frames. ``fps``: output rate (default: the video's).
+    ``video``: a path, or a list of ``uint8 [H,W,3]`` frames (taken at ``fps``, default 12).
+    ``fps`` / ``frames``: the output's rate and length. By default the clip keeps its own timing; ``fps``
+    alone resamples it to that rate at its own speed; ``frames`` alone spreads that many frames over
+    the clip; both give ``frames`` frames at ``fps``, the whole clip's motion sped up or slowed to fit.
     ``detect``: landmark detector ``image -> obj with .points [68,2]`` (default :func:`landmarks.detect`).
     """
+    if fps is not None and not 0 < fps <= 60:
+        raise DriveError(f"fps must be above 0 and at most 60, got {fps}")
+    if frames is not None and not 2 <= frames <= 240:
+        raise DriveError(f"frames must be between 2 and 240, got {frames}")
     if isinstance(video, (list, tuple)):
-        frames, vfps = list(video), float(fps or 12.0)
+        clip, vfps = list(video), float(fps or 12.0)
     else:
-        frames, vfps = read_video(video, max_frames=max_frames)
-    frames = frames[:max_frames]
-    driving = track(frames, detect=detect)
-    seq = retarget(driving, points, smooth_sigma=smooth_sigma, intensity=intensity, head=head)
+        clip, vfps = read_video(video, max_frames=max_frames)
+    clip = clip[:max_frames]
+    seq = retarget(track(clip, detect=detect), points, smooth_sigma=smooth_sigma, intensity=intensity, head=head)
+    out_fps = float(fps or vfps)
+    if frames is None and fps is not None and out_fps != vfps:
+        frames = max(2, round((len(seq) - 1) * out_fps / vfps))
+    if frames is not None:
+        if fps is None:
+            out_fps = frames * vfps / (len(seq) - 1)
+        seq = resample_loop(seq, frames)  # the retargeted clip is a closed loop: its last frame is its first
     warper = Warper(np.asarray(still), points, options=warp)
-    return Animation(frames=[warper.warp(p) for p in seq], points=seq, fps=float(fps or vfps), expression="driven")
+    return Animation(frames=[warper.warp(p) for p in seq], points=seq, fps=out_fps, expression="driven")

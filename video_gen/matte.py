@@ -64,3 +64,26 @@ def cut_out(image: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
     """``uint8 [H,W,4]`` RGBA: ``image`` with its background made transparent."""
     a = alpha_matte(image) if alpha is None else np.asarray(alpha, np.float32)
     return np.dstack([image[..., :3], np.clip(a * 255 + 0.5, 0, 255).astype(np.uint8)])
+
+
+def load_still(path) -> np.ndarray:
+    """A still to animate: ``uint8 [H,W,3]``, or ``[H,W,4]`` when the file has transparency.
+
+    Read with :func:`landmarks.load_image` (its checks, EXIF rotation); a file with an alpha channel that is
+    not fully opaque keeps it, with its own (straight) colours where it is not fully transparent and
+    white where it is, so the animation stays transparent where the still was.
+    """
+    from PIL import Image, ImageOps
+
+    import landmarks
+
+    rgb = landmarks.load_image(path)
+    with Image.open(path) as im:
+        if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in im.info:
+            return rgb
+        im.seek(0)
+        rgba = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))
+    if rgba.shape[:2] != rgb.shape[:2] or rgba[..., 3].min() == 255:
+        return rgb
+    colour = np.where(rgba[..., 3:] > 0, rgba[..., :3], rgb)
+    return np.ascontiguousarray(np.dstack([colour, rgba[..., 3]]))

@@ -51,3 +51,13 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert main(["landmarks", str(blank), "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "no face" in captured.err and captured.err.count("\n") == 1
+
+
+def test_crop_size_out_of_range_fails_in_one_line(samples_dir, tmp_path, capsys):
+    crop = tmp_path / "crop.png"
+    for size in ("2000", "10"):
+        assert main(["landmarks", str(samples_dir / "grace_hopper.jpg"), "--size", size, "-o", str(crop)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1
+        assert captured.err.startswith("emoget landmarks: --size must be between 64 and 1024") and size in captured.err
+    assert not crop.exists()

@@ -5,7 +5,9 @@ import argparse
 import json
 from pathlib import Path
 
+from landmarks.align import MAX_SIZE, MIN_SIZE
 from landmarks.detect import BACKENDS, DEFAULT_BACKEND
+from ui.pipeline import OptionsError
 
 
 def register(subparsers) -> None:
@@ -19,7 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help='print {"landmarks", "box", "score", "backend", "faces"} as JSON')
     p.add_argument("-o", "--output", metavar="CROP", help="save the FFHQ-aligned face crop here (PNG, JPEG...)")
-    p.add_argument("--size", type=int, default=256, help="crop size in pixels, 64-1024 (default 256)")
+    p.add_argument("--size", type=int, default=256,
+                   help=f"crop size in pixels, {MIN_SIZE}-{MAX_SIZE} (default 256)")
     p.add_argument("--draw", metavar="OVERLAY", help="save the photo with the landmarks drawn here")
     p.set_defaults(func=run)
 
@@ -30,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from landmarks.draw import draw_landmarks
     from landmarks.io import save_image
 
+    if not MIN_SIZE <= args.size <= MAX_SIZE:
+        raise OptionsError(f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {args.size}")
     image = load_image(args.photo)
     faces = detect_all(image, backend=args.backend)
     face = choose_face(faces, face_index=args.face_index, label=repr(args.photo), backend=args.backend,
