@@ -197,7 +197,7 @@ def _worker_init(threads: int, options: RenderOptions) -> None:
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # settable only before torch's first parallel work (a forked worker may have had it)
+    except RuntimeError:  # settable only before torch's first parallel work
         pass
     try:
         import cv2
@@ -316,19 +316,21 @@ def run_batch(in_dir, out_dir, *, options: RenderOptions | None = None, workers:
 def _run_pool(by_photo, in_dir, out_dir, options, workers, record) -> None:
     # The real stages are not fork-safe once used (MediaPipe's graph and torch's thread pools hang
     # in a forked child), so real workers are spawned and build their own pipeline. Injected
-    # stand-in stages are forked, so the workers inherit them.
+    # stand-in stages are forked, so the workers inherit them, loaded, with the parent's thread settings
+    # (touching torch's or OpenCV's thread pools in a forked child can hang it).
     fork = _WORKER_PIPELINE is not None and _WORKER_PIPELINE.injected and "fork" in mp.get_all_start_methods()
     ctx = mp.get_context("fork" if fork else "spawn")
     threads = worker_threads(workers)
     with child_threads(threads):
-        _run_workers(by_photo, in_dir, out_dir, options, workers, record, ctx=ctx, init=(threads, options))
+        _run_workers(by_photo, in_dir, out_dir, options, workers, record, ctx=ctx,
+                     init=None if fork else (threads, options))
 
 
 def _run_workers(by_photo, in_dir, out_dir, options, workers, record, *, ctx, init) -> None:
     pending = dict(by_photo)
     try:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                    initargs=init) as pool:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init and _worker_init,
+                                    initargs=init or ()) as pool:
             futures = {pool.submit(render_photo, str(in_dir), str(out_dir), jobs, options): photo
                        for photo, jobs in pending.items()}
             for fut in cf.as_completed(futures):
@@ -341,8 +343,8 @@ def _run_workers(by_photo, in_dir, out_dir, options, workers, record, *, ctx, in
         log.warning("a worker process died; rendering the %d remaining photo(s) one by one", len(pending))
         for jobs in pending.values():
             try:
-                with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init,
-                                            initargs=init) as pool:
+                with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=init and _worker_init,
+                                            initargs=init or ()) as pool:
                     rows = pool.submit(render_photo, str(in_dir), str(out_dir), jobs, options).result()
             except cf.process.BrokenProcessPool:
                 rows = [{**asdict(j), "status": "error", "error": "the process rendering this photo crashed",

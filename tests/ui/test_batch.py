@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from pipeline_fakes import FakeStylizer, fake_pipeline, write_photos
+from pipeline_fakes import fake_pipeline, write_photos
 
 import ui.batch
 from ui.batch import (
@@ -197,11 +197,16 @@ def _worker_state() -> tuple:
             type(ui.batch._pipeline().stylizer(OPTS)).inversions)
 
 
-def test_workers_start_with_their_thread_share_and_models_loaded(monkeypatch):
-    monkeypatch.setattr(ui.batch, "_WORKER_PIPELINE", fake_pipeline())
-    before = FakeStylizer.inversions
-    with child_threads(1), cf.ProcessPoolExecutor(1, mp_context=mp.get_context("fork"),
-                                                   initializer=ui.batch._worker_init, initargs=(1, OPTS)) as pool:
-        threads, omp, stylizers, inversions = pool.submit(_worker_state).result(timeout=60)
+def _start_fake_worker(threads: int, options: RenderOptions) -> None:
+    """A spawned worker's start, as run_batch's real workers do it, on the stand-in stages."""
+    ui.batch._WORKER_PIPELINE = fake_pipeline()
+    ui.batch._worker_init(threads, options)
+
+
+def test_workers_start_with_their_thread_share_and_models_loaded():
+    # Spawned like the real workers: a fresh interpreter, whose thread pools may still be sized.
+    with child_threads(1), cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"),
+                                                   initializer=_start_fake_worker, initargs=(1, OPTS)) as pool:
+        threads, omp, stylizers, inversions = pool.submit(_worker_state).result(timeout=120)
     assert (threads, omp, stylizers) == (1, "1", 1)
-    assert inversions == before + 1  # the warm-up ran the stylizer once, before any photo
+    assert inversions == 1  # the warm-up ran the stylizer once, before any photo
