@@ -184,6 +184,7 @@ class EncoderTrainOptions:
     val_size: int = 16
     channel_base: int = 4096
     channel_max: int = 256
+    init: str = ""  # start from this encoder's weights (same generator and width) instead of a fresh network
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
@@ -248,6 +249,12 @@ def train_encoder(G, out_dir, *, options: EncoderTrainOptions = EncoderTrainOpti
     with torch.no_grad():
         classes = range(G.c_dim) if G.c_dim else [None]
         E.w_avg.copy_(torch.cat([G.mean_w(k) for k in classes]).to(E.w_avg))
+    if options.init:
+        init = load_encoder(options.init)
+        if init.cfg != cfg:
+            raise WeightsError(f"the encoder '{options.init}' does not fit this generator and width ({init.cfg} vs "
+                               f"{cfg}); start without --init or give the matching --channel-base/--channel-max")
+        E.load_state_dict(init.state_dict())
     opt = torch.optim.Adam(E.parameters(), lr=options.lr, betas=(0.9, 0.99))
     state_path = out / "checkpoint" / "state.safetensors"
     start = 0

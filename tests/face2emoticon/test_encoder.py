@@ -124,3 +124,13 @@ def test_cli_trains_and_resumes(G, tmp_path, capsys):
     assert main(argv) == 0
     assert "resumed from 2" in capsys.readouterr().out
     assert load_encoder(tmp_path / "run" / "encoder.safetensors").cfg.num_ws == G.num_ws
+
+
+def test_init_continues_from_an_encoder_and_refuses_another_shape(G, tmp_path):
+    first = train_encoder(G, tmp_path / "a", options=EncoderTrainOptions(steps=3, **TINY))
+    again = train_encoder(G, tmp_path / "b", options=EncoderTrainOptions(steps=0, init=str(first.encoder_path), **TINY))
+    a, b = load_encoder(first.encoder_path).state_dict(), load_encoder(again.encoder_path).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(WeightsError, match="does not fit"):
+        train_encoder(G, tmp_path / "c", options=EncoderTrainOptions(
+            steps=0, init=str(first.encoder_path), **{**TINY, "channel_max": 8}))

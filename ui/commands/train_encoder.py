@@ -23,6 +23,7 @@ _HELP = {
     "val_size": "held-out generator samples used for validation",
     "channel_base": "encoder width: channels at resolution r = min(channel_base // r, channel_max)",
     "channel_max": "encoder width cap",
+    "init": "start from this encoder's weights (e.g. to continue a finished run at a lower --lr)",
 }
 
 
