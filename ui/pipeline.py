@@ -239,7 +239,7 @@ class Stages:
     stylizer: Callable[..., Any]
     animate: Callable[..., Any]
     paste_back: Callable[..., np.ndarray]
-    alpha_matte: Callable[[np.ndarray], np.ndarray]
+    alpha_matte: Callable[[np.ndarray], np.ndarray]  # uint8 [T,H,W,3] → opacity [T,H,W]
     save_animation: Callable[..., Path]
     expressions: Callable[[], list[str]] | None = None  # names of the expressions; None = video_gen's registry
     # builds the vector stylizer (``--stylizer vector``); stand-in stages without one use ``stylizer`` for both
@@ -829,7 +829,7 @@ class Pipeline:
             frames = np.stack([st.paste_back(f, image, aligned.transform) for f in frames])
         alpha = None
         if options.transparent:
-            alpha = np.stack([_as_alpha(st.alpha_matte(f)) for f in frames])
+            alpha = _as_alpha(st.alpha_matte(frames))  # the whole clip: one matting decision, no flicker
         return frames, alpha
 
     def _export(self, clip: Clip, path: Path, options: RenderOptions) -> Path:
@@ -844,9 +844,9 @@ class Pipeline:
 
 
 def _as_alpha(matte: np.ndarray) -> np.ndarray:
-    """A matte as uint8 [H,W] (255 = foreground), whether it came as float [0,1] or uint8."""
+    """A clip's matte as uint8 [T,H,W] (255 = foreground), whether it came as float [0,1] or uint8."""
     matte = np.asarray(matte)
-    if matte.ndim == 3:
+    if matte.ndim == 4:  # [T,H,W,1]
         matte = matte[..., 0]
     if matte.dtype != np.uint8:
         matte = np.clip(np.rint(matte.astype(np.float32) * 255), 0, 255).astype(np.uint8)

@@ -102,7 +102,7 @@ def save_animation(frames, path, *, fps: float, preset=None, alpha=None, loop: i
         alpha: optional opacity, ``[H,W]`` or ``[T,H,W]`` in [0,1] (or 0-255).
         loop: times to repeat, 0 = forever (GIF / WebP / APNG).
         transparent: when no alpha is given and the frames are RGB, cut the background out with
-            :func:`video_gen.matte.alpha_matte` of the first frame.
+            :func:`video_gen.matte.alpha_matte` of the clip.
         background: RGB used where a format has no alpha (MP4).
         options: encoder knobs (:class:`EncodeOptions`).
     Returns the path written.
@@ -115,7 +115,7 @@ def save_animation(frames, path, *, fps: float, preset=None, alpha=None, loop: i
     if transparent and alpha is None and np.asarray(frames[0]).shape[-1] == 3:
         from video_gen.matte import alpha_matte
 
-        alpha = alpha_matte(np.asarray(frames[0]))
+        alpha = alpha_matte(np.stack([np.asarray(f) for f in frames]))
     rgb, alphas = _as_rgba(frames, alpha)
     if preset is not None:
         from video_gen.presets import fit_and_save

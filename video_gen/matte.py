@@ -1,9 +1,12 @@
-"""Transparent backgrounds: a person/background alpha matte from MediaPipe's bundled selfie segmentation.
+"""Transparent backgrounds: an alpha matte of the face (or person) against its background.
 
-MediaPipe 0.10.21 ships the selfie-segmentation TFLite models inside the wheel
-(``mediapipe/modules/selfie_segmentation``), so nothing is downloaded. The raw
-mask is soft at the hair line; :func:`alpha_matte` sharpens it a little and
-feathers the edge by a pixel so the cut-out neither halos nor looks jagged.
+Stylised stills sit on one flat background colour (the vector art's and the generator's ``f2f2f2``):
+for them :func:`alpha_matte` keys out that colour where it is connected to the image border, which
+keeps everything drawn, also parts of the drawing in a similar colour that the background does not reach.
+Photos (a pasted-back result, a photo crop) go through MediaPipe's bundled selfie segmentation
+(:func:`person_matte`; MediaPipe 0.10.21 ships its TFLite models inside the wheel, so nothing is
+downloaded). Its raw mask is soft at the hair line; it is sharpened a little and feathered by a pixel
+so the cut-out neither halos nor looks jagged.
 """
 from __future__ import annotations
 
@@ -33,23 +36,81 @@ def _segmenter(model_selection: int):
     return mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=model_selection)
 
 
-def alpha_matte(image: np.ndarray, *, landscape: bool = False, sharpness: float = 12.0, feather: float = 1.0) -> np.ndarray:
-    """Foreground (person) opacity of ``image uint8 [H,W,3]`` RGB → ``float32 [H,W]`` in [0,1].
+def alpha_matte(image: np.ndarray) -> np.ndarray:
+    """Foreground opacity of ``image uint8 [H,W,3]`` RGB → ``float32 [H,W]`` in [0,1], or of a clip
+    ``uint8 [T,H,W,3]`` → ``float32 [T,H,W]``: the flat background keyed out when the (first) image has one
+    (:func:`flat_background`), else the person found by :func:`person_matte`. A clip is matted one way
+    throughout, with the background colour and tolerance of its first frame, so the cut-out does not flicker."""
+    image = np.asarray(image)
+    frames = image if image.ndim == 4 else image[None]
+    first = _rgb(frames[0])
+    colour = flat_background(first)
+    if colour is None:
+        out = np.stack([person_matte(f) for f in frames])
+    else:
+        tolerance = background_tolerance(first, colour)
+        out = np.stack([key_matte(_rgb(f), colour, tolerance=tolerance) for f in frames])
+    return out if image.ndim == 4 else out[0]
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] < 3:
+        raise MatteError(f"a matte needs a uint8 [H,W,3] RGB image, got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image[..., :3])
+
+
+def flat_background(image: np.ndarray, *, tolerance: int = 12, coverage: float = 0.7) -> np.ndarray | None:
+    """The background colour ``uint8 [3]`` when at least ``coverage`` of the border pixels lie within
+    ``tolerance`` (per channel) of their median colour; None for a photo-like, busy border."""
+    border = np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]]).astype(np.int16)
+    colour = np.median(border, axis=0)
+    near = np.abs(border - colour).max(axis=1) <= tolerance
+    return colour.astype(np.uint8) if near.mean() >= coverage else None
+
+
+def background_tolerance(image: np.ndarray, colour) -> int:
+    """How far (per channel) a background pixel strays from ``colour``, from the border's own spread: 4 for
+    exact flat colour (vector art), more for a generator's slightly noisy background, at most 40."""
+    border = np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]]).astype(np.int16)
+    dev = np.abs(border - np.asarray(colour, np.int16)).max(axis=1)
+    return int(np.clip(4 + 2 * np.percentile(dev[dev <= 12], 90), 4, 40))
+
+
+def key_matte(image: np.ndarray, colour, *, tolerance: int = 12, feather: float = 0.7) -> np.ndarray:
+    """Opacity ``float32 [H,W]``: 0 where a pixel is within ``tolerance`` of ``colour`` and connected to the
+    image border through such pixels, 1 elsewhere, edges feathered by ``feather`` px (Gaussian sigma)."""
+    from scipy import ndimage
+
+    near = np.abs(image.astype(np.int16) - np.asarray(colour, np.int16)).max(axis=2) <= tolerance
+    labels, _ = ndimage.label(near)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge[edge > 0])
+    alpha = (~background).astype(np.float32)
+    if feather > 0:
+        k = int(2 * np.ceil(2 * feather) + 1)
+        alpha = cv2.GaussianBlur(alpha, (k, k), feather)
+    return np.clip(alpha, 0.0, 1.0)
+
+
+def person_matte(image: np.ndarray, *, landscape: bool = False, sharpness: float = 12.0,
+                 feather: float = 1.0) -> np.ndarray:
+    """Person opacity of a photo ``uint8 [H,W,3]`` RGB → ``float32 [H,W]`` in [0,1] (selfie segmentation).
 
     ``landscape`` picks MediaPipe's 144x256 model (faster, coarser) instead of the 256x256 one.
     ``sharpness``: slope of the logistic applied around 0.5 (0 = raw mask).
     ``feather``: Gaussian sigma (px, at the image's scale) of the final edge softening.
     """
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] < 3:
-        raise MatteError(f"alpha_matte needs a uint8 [H,W,3] RGB image, got {image.dtype} {image.shape}")
-    rgb = np.ascontiguousarray(image[..., :3])
+    rgb = _rgb(image)
     with _lock:  # the MediaPipe graph is not re-entrant
         result = _segmenter(1 if landscape else 0).process(rgb)
     mask = result.segmentation_mask
     if mask is None:
         raise MatteError("selfie segmentation returned no mask; use a photo with a person in it")
     mask = np.asarray(mask, dtype=np.float32)
+    if mask.max() < 0.5:
+        raise MatteError("found no person to cut out of the background; transparent backgrounds need a photo of a "
+                         "person or a still on a plain background")
     if mask.shape != rgb.shape[:2]:
         mask = cv2.resize(mask, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
     if sharpness > 0:

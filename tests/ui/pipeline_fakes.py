@@ -90,9 +90,10 @@ def paste_back(crop, original, transform):
     return out
 
 
-def alpha_matte(image):
-    m = np.zeros(image.shape[:2], np.float32)
-    m[image.shape[0] // 8: -image.shape[0] // 8] = 1.0
+def alpha_matte(frames):
+    m = np.zeros(frames.shape[:3], np.float32)
+    h = frames.shape[1]
+    m[:, h // 8: -h // 8] = 1.0
     return m
 
 

@@ -65,7 +65,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.transparent:
         from video_gen.matte import alpha_matte
 
-        alpha = np.stack([alpha_matte(f) * (f[..., 3] / 255.0 if f.shape[2] == 4 else 1.0) for f in anim.frames])
+        frames = np.asarray(anim.frames)
+        alpha = alpha_matte(frames[..., :3]) * (frames[..., 3] / 255.0 if frames.shape[3] == 4 else 1.0)
     out = save_animation(anim.frames, args.output, fps=anim.fps, preset=args.preset, alpha=alpha)
     info = inspect(out)
     print(f"{out}: {info.n_frames} frames {info.size[0]}x{info.size[1]}, {info.total_ms / 1000:.2f} s, "
