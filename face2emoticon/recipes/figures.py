@@ -79,7 +79,10 @@ def fid_figures(G, data: Path, *, n: int) -> dict:
     return generator_metrics(G, real, n_fake=n, seed=0, size=G.cfg.resolution)
 
 
-def inversion_figures(G, renders: dict[str, list[np.ndarray]], *, per_style: int, steps: int, encoder=None) -> dict:
+def inversion_figures(G, renders: dict[str, list[np.ndarray]], *, per_style: int, budgets: tuple[int, ...],
+                      encoder=None) -> dict:
+    """Mean LPIPS-alex / PSNR per style of ``per_style`` held-out renders inverted into their own class, from
+    each start, each step budget a run of its own (the learning-rate schedule spans the budget)."""
     from face2emoticon.invert import invert, psnr
     from face2emoticon.lpips import get_lpips
 
@@ -91,7 +94,7 @@ def inversion_figures(G, renders: dict[str, list[np.ndarray]], *, per_style: int
         for img in renders[s][:per_style]:
             target = _tensor(img)
             for start, enc in starts.items():
-                for n in sorted({0, steps}):
+                for n in sorted({0, *budgets}):
                     r = invert(G, img, class_index=k, num_steps=n, start=start, encoder=enc,
                                generator=torch.Generator().manual_seed(0))
                     with torch.no_grad():
@@ -159,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-fid", type=int, default=1000)
     p.add_argument("--held-out", type=int, default=48)
     p.add_argument("--invert-per-style", type=int, default=8)
-    p.add_argument("--invert-steps", type=int, default=50)
+    p.add_argument("--invert-steps", type=int, default=50, help="inversion steps of the identity figures")
+    p.add_argument("--invert-budgets", type=int, nargs="+", default=[50],
+                   help="step budgets of the inversion figures (each a run of its own; 0 is always measured)")
     p.add_argument("--identity-n", type=int, default=16)
     p.add_argument("--photo-steps", type=int, default=60, help="the pipeline's default inversion steps")
     p.add_argument("--skip", nargs="*", default=[], choices=("fid", "inversion", "identity", "photos"))
@@ -206,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     if "inversion" not in args.skip:
         t = time.time()
         figures["inversion"] = inversion_figures(G, renders, per_style=args.invert_per_style,
-                                                 steps=args.invert_steps, encoder=encoder)
+                                                 budgets=tuple(args.invert_budgets), encoder=encoder)
         figures["inversion"]["n_per_style"] = args.invert_per_style
+        figures["inversion"]["budgets"] = sorted({0, *args.invert_budgets})
         timings["inversion"] = time.time() - t
         log.info("inversion %s", json.dumps(figures["inversion"]["mean"]))
     if "identity" not in args.skip:
