@@ -195,8 +195,14 @@ class Trainer:
             _transfer(self.G, base["G"], "G")
             if base.get("D") is not None:
                 _transfer(self.D, base["D"], "D")
-            elif opt.freeze_d:
-                log.warning("--freeze-d with a base that has no discriminator freezes random layers")
+            else:
+                # Measured: a fresh D against the shipped 64-px generator stayed at chance (loss_D ~ ln 4)
+                # for 1,350 steps, so G learnt nothing; fine-tuning needs the base's own discriminator.
+                log.warning("the base '%s' has no discriminator: a fresh one learns very slowly against a trained "
+                            "generator; fine-tune from a run folder, a training state or a .pt/.pkl with D",
+                            opt.base)
+                if opt.freeze_d:
+                    log.warning("--freeze-d with a base that has no discriminator freezes random layers")
         self.G_ema = Generator(gcfg, seed=None).to(self.device).eval().requires_grad_(False)
         self.G_ema.load_state_dict(self.G.state_dict())
         if base is not None and base.get("G_ema") is not None:

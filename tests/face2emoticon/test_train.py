@@ -1,4 +1,5 @@
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -136,6 +137,15 @@ def test_finetune_with_freezing(toy_data, tmp_path):
     again = Trainer(toy_data, tmp_path / "ft2", TrainOptions(**TOY, steps=2, base=str(tmp_path / "wide")))
     again.run()
     assert again.step == 2 and again.G.cfg.channel_max == 32
+
+
+def test_finetune_says_when_the_base_has_no_discriminator(toy_data, tmp_path, caplog):
+    train(toy_data, tmp_path / "base", TrainOptions(**TOY, steps=1))
+    with caplog.at_level(logging.WARNING, logger="face2emoticon.train"):
+        Trainer(toy_data, tmp_path / "with-d", TrainOptions(**TOY, steps=1, base=str(tmp_path / "base")))
+        assert "no discriminator" not in caplog.text
+        Trainer(toy_data, tmp_path / "no-d", TrainOptions(**TOY, steps=1, base=str(tmp_path / "base" / "G_ema.safetensors")))
+    assert "has no discriminator" in caplog.text
 
 
 def test_cli_trains_and_resumes(toy_data, tmp_path, capsys):
