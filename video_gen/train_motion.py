@@ -10,7 +10,10 @@ Recipe (``emoget train-motion``; defaults ship as ``weights/motion-mocogan-68``)
 * two light helpers on the generator: per-class moment matching (mean and spread of the
   batch's displacement trajectories, weight ``mm_weight``) which keeps the tiny adversarial
   game on target on a CPU budget, and a penalty on the recurrent drift at row T
-  (``close_weight``), so the exact loop closure the generator applies moves little.
+  (``close_weight``), so the exact loop closure the generator applies moves little;
+  optionally a mode-seeking term (``ms_weight``, Mao et al. 2019): for the same face, expression
+  and intensity, the ratio of the noises' distance to the motions' distance is minimised, so
+  different seeds give different takes.
 
 :func:`evaluate` reports the figures the issue asks for: a classifier trained on held-out
 prior sequences recognises the generated expression; diversity between seeds; mean jerk
@@ -54,6 +57,7 @@ class TrainConfig:
     lr: float = 2e-4
     mm_weight: float = 5.0
     close_weight: float = 30.0
+    ms_weight: float = 0.0  # mode seeking (MSGAN): two noises for the same face must give different motion
     frames: int = 16
     seed: int = 0
     eval_seed: int = 1000  # held-out prior sequences for the classifier and the reference figures
@@ -107,6 +111,12 @@ def train(cfg: TrainConfig = TrainConfig(), *, arch: MotionConfig | None = None,
         mm = (fm - rm).pow(2).mean() + (fs - rs).pow(2).mean()
         close = (raw[:, -1] * 10).pow(2).mean()
         g_loss = adv + cfg.mm_weight * mm + cfg.close_weight * close
+        if cfg.ms_weight:
+            eps2, z2 = G.sample_noise(cfg.batch, generator=gen)
+            raw2 = G.raw(c, y, it, eps2, z2)
+            apart = ((raw - ramp * raw[:, -1:]) - (raw2 - ramp * raw2[:, -1:])).abs().mean((1, 2, 3)) * 10
+            noise_apart = (eps - eps2).abs().mean((1, 2)) + (z - z2).abs().mean(1)
+            g_loss = g_loss + cfg.ms_weight * (noise_apart / (apart + 1e-3)).mean()
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

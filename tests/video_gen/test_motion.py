@@ -91,3 +91,15 @@ def test_cli_animate_with_landmarks_and_prior(tmp_path):
     assert main(["animate", str(tmp_path / "s.png"), "--landmarks", str(tmp_path / "l.json"), "--expression", "wink",
                  "--frames", "4", "--prior", "--seed", "0", "-o", str(out)]) == 0
     assert out.exists()
+
+
+def test_mode_seeking_spreads_the_takes_of_one_face():
+    data = sample_dataset(64, frames=8, rng=0)
+    face = face_points(64) / 16.0
+
+    def spread(ms_weight):
+        G, _ = train(TrainConfig(steps=40, batch=16, frames=8, ms_weight=ms_weight), arch=TINY, data=data)
+        takes = generate(G, face, "happy", seed=5, n=6)
+        return float(np.abs(takes[:, None] - takes[None]).mean())
+
+    assert spread(5.0) > 1.5 * spread(0.0)
