@@ -103,14 +103,14 @@ def figures(out: str | Path = "docs", *, size: int = 128) -> list[Path]:
     out = Path(out)
     pipe = Pipeline()
     opts = RenderOptions(size=size, frames=24, fps=12)
-    rows = []
+    rows, crops = [], []
     for name in FIGURE_PHOTOS:
         res = pipe.render(SAMPLES / name, options=opts.replace(styles=STYLE_NAMES, expressions=("neutral",)))
         person = pipe.latent(res.image, pipe.face(res.image), options=opts)
         a = person.attributes
         tiles = [res.crop] + [c.still for c in res.clips]
-        crop = out / f"photo_{Path(name).stem}.png"
-        Image.fromarray(res.crop).resize((size, size), Image.Resampling.LANCZOS).save(crop, optimize=True)
+        crops.append(out / f"photo_{Path(name).stem}.png")
+        Image.fromarray(res.crop).resize((size, size), Image.Resampling.LANCZOS).save(crops[-1], optimize=True)
         caption = (f"{name}: skin {a.skin + 1}/5, {a.hair_colour} {a.hair_length} hair, "
                    f"glasses {'yes' if a.glasses else 'no'}, beard {'yes' if a.beard else 'no'}")
         rows.append((np.concatenate(tiles, 1), caption))
@@ -124,7 +124,7 @@ def figures(out: str | Path = "docs", *, size: int = 128) -> list[Path]:
         cap = Image.new("RGB", (img.shape[1], label_h), "white")
         ImageDraw.Draw(cap).text((4, 2), caption, fill=(60, 60, 60))
         parts += [np.asarray(cap), img]
-    files = [out / "vector_styles.png", *(out / f"photo_{Path(n).stem}.png" for n in FIGURE_PHOTOS)]
+    files = [out / "vector_styles.png", *crops]
     Image.fromarray(np.concatenate(parts, 0)).save(files[0], optimize=True)
     for photo, style, expression in FIGURE_GIFS:
         path = out / f"vector_{style}_{expression}.gif"

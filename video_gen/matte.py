@@ -60,10 +60,26 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def flat_background(image: np.ndarray, *, tolerance: int = 12, coverage: float = 0.7) -> np.ndarray | None:
+FLAT_TOLERANCE = 12  # per channel: how far a border pixel may stray from a flat background's colour
+
+
+def _border(image: np.ndarray) -> np.ndarray:
+    """The image's outermost pixels, ``int16 [N,C]``."""
+    return np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]]).astype(np.int16)
+
+
+def _feather(alpha: np.ndarray, sigma: float) -> np.ndarray:
+    """``alpha`` softened by a Gaussian of ``sigma`` px (none for 0)."""
+    if sigma <= 0:
+        return alpha
+    k = int(2 * np.ceil(2 * sigma) + 1)
+    return cv2.GaussianBlur(alpha, (k, k), sigma)
+
+
+def flat_background(image: np.ndarray, *, tolerance: int = FLAT_TOLERANCE, coverage: float = 0.7) -> np.ndarray | None:
     """The background colour ``uint8 [3]`` when at least ``coverage`` of the border pixels lie within
     ``tolerance`` (per channel) of their median colour; None for a photo-like, busy border."""
-    border = np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]]).astype(np.int16)
+    border = _border(image)
     colour = np.median(border, axis=0)
     near = np.abs(border - colour).max(axis=1) <= tolerance
     return colour.astype(np.uint8) if near.mean() >= coverage else None
@@ -72,12 +88,11 @@ def flat_background(image: np.ndarray, *, tolerance: int = 12, coverage: float =
 def background_tolerance(image: np.ndarray, colour) -> int:
     """How far (per channel) a background pixel strays from ``colour``, from the border's own spread: 4 for
     exact flat colour (vector art), more for a generator's slightly noisy background, at most 40."""
-    border = np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]]).astype(np.int16)
-    dev = np.abs(border - np.asarray(colour, np.int16)).max(axis=1)
-    return int(np.clip(4 + 2 * np.percentile(dev[dev <= 12], 90), 4, 40))
+    dev = np.abs(_border(image) - np.asarray(colour, np.int16)).max(axis=1)
+    return int(np.clip(4 + 2 * np.percentile(dev[dev <= FLAT_TOLERANCE], 90), 4, 40))
 
 
-def key_matte(image: np.ndarray, colour, *, tolerance: int = 12, feather: float = 0.7) -> np.ndarray:
+def key_matte(image: np.ndarray, colour, *, tolerance: int = FLAT_TOLERANCE, feather: float = 0.7) -> np.ndarray:
     """Opacity ``float32 [H,W]``: 0 where a pixel is within ``tolerance`` of ``colour`` and connected to the
     image border through such pixels, 1 elsewhere, edges feathered by ``feather`` px (Gaussian sigma)."""
     from scipy import ndimage
@@ -86,11 +101,7 @@ def key_matte(image: np.ndarray, colour, *, tolerance: int = 12, feather: float 
     labels, _ = ndimage.label(near)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     background = np.isin(labels, edge[edge > 0])
-    alpha = (~background).astype(np.float32)
-    if feather > 0:
-        k = int(2 * np.ceil(2 * feather) + 1)
-        alpha = cv2.GaussianBlur(alpha, (k, k), feather)
-    return np.clip(alpha, 0.0, 1.0)
+    return np.clip(_feather((~background).astype(np.float32), feather), 0.0, 1.0)
 
 
 def person_matte(image: np.ndarray, *, landscape: bool = False, sharpness: float = 12.0,
@@ -115,10 +126,7 @@ def person_matte(image: np.ndarray, *, landscape: bool = False, sharpness: float
         mask = cv2.resize(mask, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
     if sharpness > 0:
         mask = 1.0 / (1.0 + np.exp(-sharpness * (mask - 0.5)))
-    if feather > 0:
-        k = int(2 * np.ceil(2 * feather) + 1)
-        mask = cv2.GaussianBlur(mask, (k, k), feather)
-    return np.clip(mask, 0.0, 1.0).astype(np.float32)
+    return np.clip(_feather(mask, feather), 0.0, 1.0).astype(np.float32)
 
 
 def cut_out(image: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
