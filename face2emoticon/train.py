@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import platform
 import signal
@@ -90,6 +91,8 @@ class TrainOptions:
     freeze_d: int = _opt(0, "FreezeD: keep the first K discriminator blocks (from the top resolution) fixed")
     freeze_mapping: bool = _opt(False, "keep the generator's mapping network fixed")
     freeze_g_below: int = _opt(0, "keep generator blocks below this resolution fixed (e.g. 16)")
+    d_warmup: int = _opt(0, "train only the discriminator for the first N steps (G fixed): a head start for a "
+                            "fresh D beside a trained G, e.g. a --base that has no discriminator")
     # run control (may change between resumes)
     steps: int = _opt(100_000, "stop after this many steps in total")
     minutes: float | None = _opt(None, "stop (with a checkpoint) after this many minutes of this invocation",
@@ -196,11 +199,15 @@ class Trainer:
             if base.get("D") is not None:
                 _transfer(self.D, base["D"], "D")
             else:
-                # Measured: a fresh D against the shipped 64-px generator stayed at chance (loss_D ~ ln 4)
-                # for 1,350 steps, so G learnt nothing; fine-tuning needs the base's own discriminator.
-                log.warning("the base '%s' has no discriminator: a fresh one learns very slowly against a trained "
-                            "generator; fine-tune from a run folder, a training state or a .pt/.pkl with D",
-                            opt.base)
+                # Measured on the shipped 64-px generator: a fresh D stayed at chance (loss_D ~ ln 4) for
+                # 1,350 steps, so G learnt nothing. With --d-warmup 1000 it separated reals from fakes
+                # (D_real - D_fake ~ 2), but once G trained it fell back to chance for good (D_real ~ D_fake
+                # ~ 0, R1 ~ 0): within 50 steps at --lr 0.0025, within 300 at 0.0005.
+                if not opt.d_warmup:
+                    log.warning("the base '%s' has no discriminator: a fresh one learns very slowly against a "
+                                "trained generator; fine-tune from a run folder, a training state or a .pt/.pkl "
+                                "with D (--d-warmup STEPS gives a new one a head start, not always enough)",
+                                opt.base)
                 if opt.freeze_d:
                     log.warning("--freeze-d with a base that has no discriminator freezes random layers")
         self.G_ema = Generator(gcfg, seed=None).to(self.device).eval().requires_grad_(False)
@@ -328,22 +335,23 @@ class Trainer:
         cond = bool(self.class_names)
         stats: dict[str, float] = {}
 
-        # ---- generator: non-saturating loss through D (D frozen for this pass).
-        for p in self.g_params:
-            p.requires_grad_(True)
-        z = torch.randn(b, self.G.z_dim, generator=g).to(self.device)
-        c = self._fake_labels(g)
-        with self._autocast():
-            ws = self._gen_ws(z, c, g, update_w_avg=True)
-            fake = self.G.synthesis(ws, noise_mode="random", generator=g)
-            logits = self.D(self.aug(fake, generator=g), c)
-        loss_g = F.softplus(-logits.float()).mean()
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_G.step()
-        for p in self.g_params:
-            p.requires_grad_(False)
-        stats["loss_G"] = float(loss_g.detach())
+        # ---- generator: non-saturating loss through D (D frozen for this pass); skipped while D warms up.
+        if step >= opt.d_warmup:
+            for p in self.g_params:
+                p.requires_grad_(True)
+            z = torch.randn(b, self.G.z_dim, generator=g).to(self.device)
+            c = self._fake_labels(g)
+            with self._autocast():
+                ws = self._gen_ws(z, c, g, update_w_avg=True)
+                fake = self.G.synthesis(ws, noise_mode="random", generator=g)
+                logits = self.D(self.aug(fake, generator=g), c)
+            loss_g = F.softplus(-logits.float()).mean()
+            self.opt_G.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_G.step()
+            for p in self.g_params:
+                p.requires_grad_(False)
+            stats["loss_G"] = float(loss_g.detach())
 
         # ---- discriminator: logistic loss, lazy R1 on (un-augmented) reals.
         for p in self.d_params:
@@ -462,7 +470,8 @@ class Trainer:
                     on_step(self.step)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}", p=f"{self.aug.p:.2f}")
+                    bar.set_postfix(G=f"{stats.get('loss_G', math.nan):.3f}", D=f"{stats['loss_D']:.3f}",
+                                    p=f"{self.aug.p:.2f}")
                 if self.step % opt.log_every == 0 or self.step == opt.steps:
                     now = time.perf_counter()
                     last = {"step": self.step, "kimg": round(self.samples_seen / 1000, 3),
@@ -472,7 +481,7 @@ class Trainer:
                     with open(log_path, "a") as f:
                         f.write(json.dumps(last) + "\n")
                     if bar is not None:
-                        bar.set_postfix(G=last["loss_G"], D=last["loss_D"], p=f"{self.aug.p:.2f}",
+                        bar.set_postfix(G=last.get("loss_G", math.nan), D=last["loss_D"], p=f"{self.aug.p:.2f}",
                                         img_s=last["img_per_s"])
                     acc, t_last_log, n_last_log = {}, now, self.step
                 if opt.sample_every and self.step % opt.sample_every == 0:

@@ -148,6 +148,25 @@ def test_finetune_says_when_the_base_has_no_discriminator(toy_data, tmp_path, ca
     assert "has no discriminator" in caplog.text
 
 
+def test_d_warmup_trains_only_the_discriminator_first(toy_data, tmp_path, caplog):
+    train(toy_data, tmp_path / "base", TrainOptions(**TOY, steps=1))
+    base = str(tmp_path / "base" / "G_ema.safetensors")
+    with caplog.at_level(logging.WARNING, logger="face2emoticon.train"):
+        tr = Trainer(toy_data, tmp_path / "warm", TrainOptions(**TOY, steps=4, base=base, d_warmup=2))
+    assert "no discriminator" not in caplog.text  # the head start is what the warning asks for
+    g0 = {k: v.clone() for k, v in tr.G.state_dict().items()}
+    d0 = {k: v.clone() for k, v in tr.D.state_dict().items()}
+    ema0 = {k: v.clone() for k, v in tr.G_ema.state_dict().items()}
+    for _ in range(2):
+        stats = tr.train_step()
+        assert "loss_G" not in stats and "loss_D" in stats
+    assert all(torch.equal(v, g0[k]) for k, v in tr.G.state_dict().items())
+    assert all(torch.equal(v, ema0[k]) for k, v in tr.G_ema.state_dict().items())
+    assert any(not torch.equal(v, d0[k]) for k, v in tr.D.state_dict().items())
+    assert "loss_G" in tr.train_step()  # then both train
+    assert any(not torch.equal(v, g0[k]) for k, v in tr.G.state_dict().items() if v.is_floating_point())
+
+
 def test_cli_trains_and_resumes(toy_data, tmp_path, capsys):
     args = ["train-gan", str(toy_data), "--out", str(tmp_path / "cli"), "--resolution", "16", "--z-dim", "16",
             "--w-dim", "16", "--mapping-layers", "2", "--channel-base", "256", "--channel-max", "16", "--batch", "4",
