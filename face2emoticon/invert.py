@@ -5,6 +5,10 @@ every layer) or ``w+`` (one per layer), starting from the class's mean ``w`` or 
 guess, with a cosine learning-rate ramp, a decaying Gaussian perturbation of ``w`` early on, and
 optionally the per-layer noise maps with their multi-scale autocorrelation penalty.
 
+From a start that is already close (an encoder's guess), ``optimizer="lbfgs"`` converges much faster:
+L-BFGS with a strong-Wolfe line search, where every loss-and-gradient evaluation counts as one step,
+so a step costs what an Adam step costs (one forward and backward pass).
+
 By default the noise maps are left alone, so the returned ``ws`` alone reproduce ``image`` through
 ``G.synthesis(ws, noise_mode="const")`` (and can be fed to a blended/stylised network).
 """
@@ -98,7 +102,7 @@ def prepare_target(target, resolution: int, *, device=None, dtype=torch.float32)
     non-square inputs are centre-cropped, then resized to ``resolution`` (area down, bicubic up).
     """
     if isinstance(target, np.ndarray):
-        target = torch.from_numpy(np.ascontiguousarray(target))
+        target = torch.from_numpy(np.require(target, requirements=("C", "W")))
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"target must be a numpy array or a torch tensor, got {type(target).__name__}")
     if target.dtype == torch.uint8:
@@ -234,6 +238,7 @@ def invert(G, target, *, class_index: int | None, num_steps: int = 300, mode: st
            lpips_weight: float = 1.0, lpips_net: str = "alex", optimize_noise: bool = False,
            noise_reg_weight: float = 1e5, lr: float = 0.05, lr_rampup: float = 0.05, lr_rampdown: float = 0.25,
            initial_noise_factor: float | None = None, noise_ramp: float = 0.75, mask=None,
+           optimizer: str = "adam", lbfgs_history: int = 20,
            generator: torch.Generator | None = None, progress: Progress | None = None) -> InversionResult:
     """Invert ``target`` into generator ``G``'s latent space.
 
@@ -249,6 +254,9 @@ def invert(G, target, *, class_index: int | None, num_steps: int = 300, mode: st
     Learning rate: ``lr`` with a linear warm-up over ``lr_rampup`` and a cosine ramp-down over the
     last ``lr_rampdown`` fraction of the steps. ``initial_noise_factor`` x the w spread perturbs w
     early on (default 0.05 from the mean, 0 from an encoder/tensor start), decaying over ``noise_ramp``.
+    optimizer: ``"adam"`` (the schedule above) or ``"lbfgs"`` (L-BFGS, ``lbfgs_history`` pairs,
+    strong-Wolfe line search; ``num_steps`` counts loss-and-gradient evaluations, line-search ones
+    included; ``lr``, its ramps and the w perturbation do not apply; not with ``optimize_noise``).
     generator: ``torch.Generator`` for the random draws (default: seed 0), so results repeat.
     progress: called as ``progress(step, num_steps, terms)`` after every step.
     """
@@ -256,6 +264,13 @@ def invert(G, target, *, class_index: int | None, num_steps: int = 300, mode: st
         raise ValueError(f"mode must be 'w' or 'w+', got {mode!r}")
     if num_steps < 0:
         raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    if optimizer not in ("adam", "lbfgs"):
+        raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+    if optimizer == "lbfgs" and optimize_noise:
+        raise ValueError("optimizer='lbfgs' cannot optimise the noise maps (they are renormalised after every "
+                         "step); use optimizer='adam' with optimize_noise=True")
+    if lbfgs_history < 1:
+        raise ValueError(f"lbfgs_history must be >= 1, got {lbfgs_history}")
     p = next(G.parameters())
     device, dtype = p.device, p.dtype
     res = G.cfg.resolution
@@ -274,7 +289,7 @@ def invert(G, target, *, class_index: int | None, num_steps: int = 300, mode: st
                        encoder=encoder, weights={"mse": mse_weight, "lpips": lpips_weight, "noise": noise_reg_weight},
                        lpips_net=lpips_net, optimize_noise=optimize_noise, lr=lr, lr_rampup=lr_rampup,
                        lr_rampdown=lr_rampdown, initial_noise_factor=initial_noise_factor, noise_ramp=noise_ramp,
-                       g=g, progress=progress)
+                       optimizer=optimizer, lbfgs_history=lbfgs_history, g=g, progress=progress)
 
 
 @contextlib.contextmanager
@@ -292,7 +307,8 @@ def frozen(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
 
 
 def _invert(G, target_img, weight, *, class_index, num_steps, mode, start, encoder, weights, lpips_net,
-            optimize_noise, lr, lr_rampup, lr_rampdown, initial_noise_factor, noise_ramp, g, progress):
+            optimize_noise, lr, lr_rampup, lr_rampdown, initial_noise_factor, noise_ramp, optimizer, lbfgs_history, g,
+            progress):
     device, dtype = target_img.device, target_img.dtype
     mean_w, w_spread = w_stats(G, class_index)
     ws0 = _start_latent(G, start, class_index=class_index, target=target_img, encoder=encoder, mean_w=mean_w)
@@ -309,7 +325,6 @@ def _invert(G, target_img, weight, *, class_index, num_steps, mode, start, encod
                 buf.copy_(torch.randn(buf.shape, generator=g, device=g.device).to(buf))
                 buf.requires_grad_(True)
         params += list(noise_maps.values())
-    opt = torch.optim.Adam(params, betas=(0.9, 0.999), lr=lr)
 
     lp = get_lpips(lpips_net, device=device, dtype=dtype) if weights["lpips"] else None
     target_feats = lp.features(resize_for_lpips(target_img)) if lp is not None else None
@@ -330,29 +345,39 @@ def _invert(G, target_img, weight, *, class_index, num_steps, mode, start, encod
 
     losses: list[float] = []
     curves: dict[str, list[float]] = {}
-    for step in range(num_steps):
-        t = step / num_steps
-        w_noise_scale = w_spread * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp) ** 2
-        ramp = min(1.0, (1.0 - t) / lr_rampdown) if lr_rampdown > 0 else 1.0
-        ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-        ramp *= min(1.0, (step + 1) / max(1.0, lr_rampup * num_steps))
-        for group in opt.param_groups:
-            group["lr"] = lr * ramp
-        w_noise = torch.randn(w_opt.shape, generator=g, device=g.device).to(w_opt) * w_noise_scale if w_noise_scale else 0.0
-        terms = losses_of(render(w_opt + w_noise))
-        loss = sum(weights[k] * v for k, v in terms.items())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if optimize_noise:
-            with torch.no_grad():
-                for buf in noise_maps.values():
-                    buf.sub_(buf.mean()).div_(buf.square().mean().sqrt())
+
+    def record(loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         losses.append(float(loss.detach()))
         for k, v in terms.items():
             curves.setdefault(k, []).append(float(v.detach()))
         if progress is not None:
-            progress(step + 1, num_steps, {k: curves[k][-1] for k in terms})
+            progress(len(losses), num_steps, {k: curves[k][-1] for k in terms})
+
+    if optimizer == "lbfgs":
+        _lbfgs(w_opt, lambda: losses_of(render(w_opt)), weights, num_steps=num_steps, history=lbfgs_history,
+               record=record)
+    else:
+        opt = torch.optim.Adam(params, betas=(0.9, 0.999), lr=lr)
+        for step in range(num_steps):
+            t = step / num_steps
+            w_noise_scale = w_spread * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp) ** 2
+            ramp = min(1.0, (1.0 - t) / lr_rampdown) if lr_rampdown > 0 else 1.0
+            ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+            ramp *= min(1.0, (step + 1) / max(1.0, lr_rampup * num_steps))
+            for group in opt.param_groups:
+                group["lr"] = lr * ramp
+            w_noise = (torch.randn(w_opt.shape, generator=g, device=g.device).to(w_opt) * w_noise_scale
+                       if w_noise_scale else 0.0)
+            terms = losses_of(render(w_opt + w_noise))
+            loss = sum(weights[k] * v for k, v in terms.items())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if optimize_noise:
+                with torch.no_grad():
+                    for buf in noise_maps.values():
+                        buf.sub_(buf.mean()).div_(buf.square().mean().sqrt())
+            record(loss, terms)
 
     with torch.no_grad():
         ws = (w_opt.expand(-1, G.num_ws, -1) if mode == "w" else w_opt).detach().clone()
@@ -365,6 +390,45 @@ def _invert(G, target_img, weight, *, class_index, num_steps, mode, start, encod
                  start if isinstance(start, str) else "tensor", losses[0], losses[-1])
     return InversionResult(ws=ws, image=image, losses=losses, terms=curves, noise=noise, class_index=class_index,
                            mode=mode)
+
+
+class _BudgetSpent(Exception):
+    pass
+
+
+def _lbfgs(w: torch.Tensor, terms_of: Callable[[], dict[str, torch.Tensor]], weights: dict[str, float], *,
+           num_steps: int, history: int, record: Callable[[torch.Tensor, dict[str, torch.Tensor]], None]) -> None:
+    """L-BFGS on ``w`` (in place) for exactly ``num_steps`` loss-and-gradient evaluations, line-search ones
+    included (torch's own ``max_eval`` can be overrun by a line search); ``w`` ends at the best point
+    evaluated, so a search cut off by the budget never leaves it worse than where it was."""
+    if not num_steps:
+        return
+    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=num_steps, max_eval=num_steps, history_size=history,
+                            tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+    best = {"loss": math.inf, "w": w.detach().clone()}
+    evaluations = 0
+
+    def closure() -> torch.Tensor:
+        nonlocal evaluations
+        if evaluations == num_steps:
+            raise _BudgetSpent
+        evaluations += 1
+        opt.zero_grad(set_to_none=True)
+        terms = terms_of()
+        loss = sum(weights[k] * v for k, v in terms.items())
+        loss.backward()
+        record(loss, terms)
+        if float(loss.detach()) < best["loss"]:
+            best.update(loss=float(loss.detach()), w=w.detach().clone())
+        return loss
+
+    try:
+        while evaluations < num_steps:
+            opt.step(closure)
+    except _BudgetSpent:
+        pass
+    with torch.no_grad():
+        w.copy_(best["w"])
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -150,10 +150,10 @@ class VectorStylizer:
         self._lock = threading.Lock()
 
     def invert(self, crop: np.ndarray, *, seed: int = 0, steps: int = 0, points: np.ndarray | None = None,
-               progress: Callable[[float], None] | None = None) -> Person:
+               progress: Callable[[float], None] | None = None, optimizer: str | None = None) -> Person:
         """crop: uint8 [R,R,3] aligned face, points: float32 [68,2] its landmarks → :class:`Person`.
 
-        ``steps`` is ignored (nothing is optimised); ``seed`` picks haircut and clothes.
+        ``steps`` and ``optimizer`` are ignored (nothing is optimised); ``seed`` picks haircut and clothes.
         """
         if points is None:
             raise EmogetError("the vector stylizer needs the face's landmarks to read its attributes")

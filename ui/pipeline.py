@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("detect", "align", "invert", "stylize", "animate", "compose", "export")
 STYLIZERS = ("vector", "gan")
+INVERT_OPTIMIZERS = ("lbfgs", "adam")
 ATTRIBUTES = ("skin", "hair_colour", "hair_length", "glasses", "beard")  # the vector stylizer's overrides
 FORMATS = ("gif", "webp", "apng", "png", "mp4", "webm")  # png = APNG
 
@@ -83,6 +84,8 @@ class RenderOptions:
     face_index: int | None = _opt(None, "which face when the photo has several (0 = largest)")
     device: str = _opt("cpu", "torch device, e.g. cpu or cuda")
     invert_steps: int = _opt(60, "inversion optimisation steps (more: closer likeness, slower)")
+    invert_optimizer: str = _opt("lbfgs", "inversion optimiser: lbfgs (converges about twice as fast from the "
+                                          "encoder's start) or adam (the StyleGAN2 projector's schedule)")
     paste_back: bool = _opt(False, "put the animated face back into the original photo at its original size")
     transparent: bool = _opt(False, "transparent background (GIF, WebP, APNG)")
     stylizer: str = _opt("vector", "how the person is drawn: vector (the style's own vector art, from the skin "
@@ -122,6 +125,9 @@ class RenderOptions:
             raise OptionsError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
         if self.invert_steps < 0:
             raise OptionsError(f"invert_steps must be >= 0, got {self.invert_steps}")
+        if self.invert_optimizer not in INVERT_OPTIMIZERS:
+            raise OptionsError(f"unknown invert_optimizer {self.invert_optimizer!r}; choose one of "
+                               f"{', '.join(INVERT_OPTIMIZERS)}")
         if self.blend_resolution < 4 or self.blend_resolution & (self.blend_resolution - 1):
             raise OptionsError(f"blend_resolution must be a power of two >= 4, got {self.blend_resolution}")
         self._check_attributes()
@@ -146,7 +152,8 @@ class RenderOptions:
 
     def inversion_key(self) -> tuple:
         """The options that change detection and inversion (and so the cached latent)."""
-        return (*self.stylizer_key(), self.landmark_backend, self.face_index, self.invert_steps, self.seed,
+        return (*self.stylizer_key(), self.landmark_backend, self.face_index, self.invert_steps,
+                self.invert_optimizer, self.seed,
                 tuple(sorted(self.attribute_overrides().items())))
 
     def attribute_overrides(self) -> dict:
@@ -229,7 +236,7 @@ class Stages:
     """The stage functions the pipeline calls; see DEVELOPERS.md for their contracts.
 
     ``stylizer(weights, device)`` builds a :class:`GanStylizer`-like object (``styles``, ``resolution``,
-    ``invert(crop, *, seed, steps, points, progress)``, ``render(latent, style, *, strength, size, upscale)``);
+    ``invert(crop, *, seed, steps, points, progress, optimizer)``, ``render(latent, style, *, strength, size, upscale)``);
     it is called once per (weights, device) and kept.
     """
 
@@ -325,20 +332,22 @@ class GanStylizer:
 
         if image.shape[0] != self.resolution or image.shape[1] != self.resolution:
             image = np.asarray(Image.fromarray(image).resize((self.resolution,) * 2, Image.Resampling.LANCZOS))
-        x = self.torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        x = self.torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1)[None].float()
         return (x / 127.5 - 1.0).to(self.device)
 
     def invert(self, crop: np.ndarray, *, seed: int, steps: int, points: np.ndarray | None = None,
-               progress: Callable[[float], None] | None = None):
+               progress: Callable[[float], None] | None = None, optimizer: str = "lbfgs"):
         """crop: uint8 [R,R,3] aligned face (points: float32 [68,2] its landmarks, to weight the face
-        region) → latent ws [1,num_ws,w_dim] (W+) on ``self.device``."""
+        region) → latent ws [1,num_ws,w_dim] (W+) on ``self.device``; ``optimizer``: see
+        :func:`face2emoticon.invert.invert`."""
         from face2emoticon.invert import face_mask, invert
 
         mask = None
         if points is not None:
             mask = face_mask(np.asarray(points), image_size=crop.shape[0], resolution=self.resolution)
         result = invert(self.invert_G, crop, class_index=self.class_index(self.invert_style), num_steps=steps,
-                        encoder=self.encoder, mask=mask, generator=self.torch.Generator().manual_seed(seed),
+                        encoder=self.encoder, mask=mask, optimizer=optimizer,
+                        generator=self.torch.Generator().manual_seed(seed),
                         progress=(lambda step, total, *_: progress(step / max(total, 1))) if progress else None)
         ws = result.ws
         if ws.ndim == 2:
@@ -776,7 +785,8 @@ class Pipeline:
         stylizer = self.stylizer(options)
         small = timer.run("align", self.stages.align, image, face.points, size=stylizer.resolution)
         latent = timer.run("invert", stylizer.invert, small.image, seed=options.seed, steps=options.invert_steps,
-                           points=small.points, progress=lambda f: timer.report("invert", f))
+                           points=small.points, progress=lambda f: timer.report("invert", f),
+                           optimizer=options.invert_optimizer)
         overrides = options.attribute_overrides()
         if overrides and hasattr(stylizer, "override"):
             latent = stylizer.override(latent, **overrides)

@@ -6,9 +6,10 @@ Measured per style, all at the generator's resolution, one thread:
   training renders and as many samples (truncation 1) per class.
 * ``inversion``: in-domain inversion of held-out renders (identities drawn with another seed, never
   trained on) into their own class: LPIPS-alex and PSNR of the mean-w start (0 steps) and after
-  ``--invert-steps`` steps (and from the encoder when ``--encoder`` is given).
+  each of ``--invert-budgets`` steps (and from the encoder when ``--encoder`` is given), with each of
+  ``--optimizers``.
 * ``identity``: the product's key property. Each held-out identity's ``--invert-style`` render is
-  inverted once; the latent is moved to every style as the pipeline does
+  inverted once (from the encoder's start when ``--encoder`` is given, as the pipeline does); the latent is moved to every style as the pipeline does
   (``w_s = mean_w(s) + (w - mean_w(k))``, strength 0) and the output's median skin and hair colour is
   compared (ΔE00, :mod:`face2emoticon.identity`) with the same identity's true render in that style.
   ``mean_face`` is the same comparison for the style's mean face (``w = mean_w(s)``), the baseline a
@@ -46,7 +47,7 @@ def _uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def _tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return torch.from_numpy(np.require(img, requirements=("C", "W"))).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
 def held_out_renders(n: int, styles: tuple[str, ...], *, size: int) -> tuple[list, dict[str, list[np.ndarray]]]:
@@ -80,9 +81,10 @@ def fid_figures(G, data: Path, *, n: int) -> dict:
 
 
 def inversion_figures(G, renders: dict[str, list[np.ndarray]], *, per_style: int, budgets: tuple[int, ...],
-                      encoder=None) -> dict:
+                      encoder=None, optimizers: tuple[str, ...] = ("adam",)) -> dict:
     """Mean LPIPS-alex / PSNR per style of ``per_style`` held-out renders inverted into their own class, from
-    each start, each step budget a run of its own (the learning-rate schedule spans the budget)."""
+    each start with each optimizer, each step budget a run of its own (Adam's schedule spans the budget).
+    Keys ``{start}_{steps}_{lpips|psnr}`` for Adam, ``{start}_lbfgs_{steps}_...`` for L-BFGS."""
     from face2emoticon.invert import invert, psnr
     from face2emoticon.lpips import get_lpips
 
@@ -94,26 +96,30 @@ def inversion_figures(G, renders: dict[str, list[np.ndarray]], *, per_style: int
         for img in renders[s][:per_style]:
             target = _tensor(img)
             for start, enc in starts.items():
-                for n in sorted({0, *budgets}):
-                    r = invert(G, img, class_index=k, num_steps=n, start=start, encoder=enc,
-                               generator=torch.Generator().manual_seed(0))
-                    with torch.no_grad():
-                        acc.setdefault(f"{start}_{n}_lpips", []).append(float(lp(r.image.float(), target)[0]))
-                        acc.setdefault(f"{start}_{n}_psnr", []).append(float(psnr(r.image.float(), target)))
+                for optimizer in optimizers:
+                    tag = start if optimizer == "adam" else f"{start}_{optimizer}"
+                    for n in sorted({0, *budgets}):
+                        if n == 0 and optimizer != optimizers[0]:
+                            continue  # the start itself does not depend on the optimizer
+                        r = invert(G, img, class_index=k, num_steps=n, start=start, encoder=enc,
+                                   optimizer=optimizer, generator=torch.Generator().manual_seed(0))
+                        with torch.no_grad():
+                            acc.setdefault(f"{tag}_{n}_lpips", []).append(float(lp(r.image.float(), target)[0]))
+                            acc.setdefault(f"{tag}_{n}_psnr", []).append(float(psnr(r.image.float(), target)))
         out[s] = {key: round(float(np.mean(v)), 4) for key, v in acc.items()}
     out["mean"] = {key: round(float(np.mean([out[s][key] for s in G.cfg.class_names])), 4) for key in out[s]}
     return out
 
 
 def identity_figures(G, people, renders: dict[str, list[np.ndarray]], templates, *, invert_style: str, n: int,
-                     steps: int) -> dict:
+                     steps: int, encoder=None, optimizer: str = "adam") -> dict:
     from face2emoticon.invert import invert
 
     names = list(G.cfg.class_names)
     k = names.index(invert_style)
     rows, base_rows, sheet = {}, {}, []
     for i, p in enumerate(people[:n]):
-        r = invert(G, renders[invert_style][i], class_index=k, num_steps=steps,
+        r = invert(G, renders[invert_style][i], class_index=k, num_steps=steps, encoder=encoder, optimizer=optimizer,
                    generator=torch.Generator().manual_seed(0))
         ws = r.ws if r.ws.ndim == 3 else r.ws[:, None, :].repeat(1, G.num_ws, 1)
         outs = {s: _uint8(swap(G, ws, k, j))[0] for j, s in enumerate(names)}
@@ -124,11 +130,13 @@ def identity_figures(G, people, renders: dict[str, list[np.ndarray]], templates,
         if i < 6:
             sheet.append([renders[invert_style][i]] + [outs[s] for s in names])
     return {"swap": ident.summary(rows), "mean_face": ident.summary(base_rows), "n": min(n, len(people)),
-            "invert_steps": steps, "invert_style": invert_style, "sheet": sheet,
+            "invert_steps": steps, "invert_style": invert_style, "invert_start": "encoder" if encoder else "mean",
+            "optimizer": optimizer, "sheet": sheet,
             "table": ident.format_table(rows)}
 
 
-def photo_figures(G, photos: list[Path], templates, *, invert_style: str, steps: int) -> dict:
+def photo_figures(G, photos: list[Path], templates, *, invert_style: str, steps: int, encoder=None,
+                  optimizer: str = "adam") -> dict:
     import landmarks
     from face2emoticon.invert import face_mask, invert
 
@@ -140,14 +148,15 @@ def photo_figures(G, photos: list[Path], templates, *, invert_style: str, steps:
         face = landmarks.detect(img)
         al = landmarks.align(img, face.points, size=256)
         mask = face_mask(al.points, image_size=256, resolution=G.cfg.resolution)
-        r = invert(G, al.image, class_index=k, num_steps=steps, mask=mask, generator=torch.Generator().manual_seed(0))
+        r = invert(G, al.image, class_index=k, num_steps=steps, mask=mask, encoder=encoder, optimizer=optimizer,
+                   generator=torch.Generator().manual_seed(0))
         ws = r.ws if r.ws.ndim == 3 else r.ws[:, None, :].repeat(1, G.num_ws, 1)
         outs = {s: _uint8(swap(G, ws, k, j))[0] for j, s in enumerate(names)}
         ref = ident.photo_colours(al.image, al.points)
         rows[path.stem] = ident.compare(ref, outs, templates)
         sheet.append([al.image] + [outs[s] for s in names])
     return {"rows": rows, "summary": ident.summary(rows), "table": ident.format_table(rows), "sheet": sheet,
-            "invert_steps": steps}
+            "invert_steps": steps, "invert_start": "encoder" if encoder else "mean", "optimizer": optimizer}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="step budgets of the inversion figures (each a run of its own; 0 is always measured)")
     p.add_argument("--identity-n", type=int, default=16)
     p.add_argument("--photo-steps", type=int, default=60, help="the pipeline's default inversion steps")
+    p.add_argument("--optimizers", nargs="+", default=["adam"], choices=("adam", "lbfgs"),
+                   help="optimizers of the inversion figures")
+    p.add_argument("--optimizer", default="adam", choices=("adam", "lbfgs"),
+                   help="optimizer of the identity and photo figures (from the encoder's start when --encoder)")
     p.add_argument("--skip", nargs="*", default=[], choices=("fid", "inversion", "identity", "photos"))
     p.add_argument("--register", action="store_true", help="merge the figures into the registry entry's metrics")
     p.add_argument("--threads", type=int, default=1)
@@ -211,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     if "inversion" not in args.skip:
         t = time.time()
         figures["inversion"] = inversion_figures(G, renders, per_style=args.invert_per_style,
-                                                 budgets=tuple(args.invert_budgets), encoder=encoder)
+                                                 budgets=tuple(args.invert_budgets), encoder=encoder,
+                                                 optimizers=tuple(args.optimizers))
         figures["inversion"]["n_per_style"] = args.invert_per_style
         figures["inversion"]["budgets"] = sorted({0, *args.invert_budgets})
         timings["inversion"] = time.time() - t
@@ -219,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if "identity" not in args.skip:
         t = time.time()
         idf = identity_figures(G, people, renders, templates, invert_style=invert_style, n=args.identity_n,
-                               steps=args.invert_steps)
+                               steps=args.invert_steps, encoder=encoder, optimizer=args.optimizer)
         contact_sheet(idf.pop("sheet"), cell=64, col_labels=["input"] + list(names)).quantize(256).save(
             args.docs / "styles_identity.png", optimize=True)
         figures["identity"] = idf
@@ -228,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     if "photos" not in args.skip:
         t = time.time()
         photos = sorted(f for f in args.samples.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg"))
-        pf = photo_figures(G, photos, templates, invert_style=invert_style, steps=args.photo_steps)
+        pf = photo_figures(G, photos, templates, invert_style=invert_style, steps=args.photo_steps, encoder=encoder,
+                           optimizer=args.optimizer)
         contact_sheet(pf.pop("sheet"), cell=96, col_labels=["photo"] + list(names)).save(
             args.docs / "styles_samples.png", optimize=True)
         figures["photos"] = pf

@@ -137,6 +137,39 @@ def test_start_options(G):
         invert(G, target, class_index=0, num_steps=1, start=torch.zeros(3, 5))
 
 
+def test_lbfgs_from_a_close_start_beats_adam_at_the_same_budget(G):
+    ws_true, target = _sample(G, 12, 1)
+    g = torch.Generator().manual_seed(5)
+    start = ws_true + 0.3 * torch.randn(ws_true.shape, generator=g)  # a near guess, as an encoder gives
+    first = lpips_distance(G.synthesis(start, noise_mode="const"), target).item()
+    calls = []
+    lb = invert(G, target, class_index=1, num_steps=20, start=start, optimizer="lbfgs",
+                progress=lambda step, total, terms: calls.append((step, total)))
+    adam = invert(G, target, class_index=1, num_steps=20, start=start)
+    # every loss-and-gradient evaluation is a step, line-search ones included: the budget is exact
+    assert len(lb.losses) == 20 and calls == [(i, 20) for i in range(1, 21)]
+    # the result is the best point evaluated, and the image is what its latent renders
+    assert lb.losses[0] >= min(lb.losses)
+    torch.testing.assert_close(G.synthesis(lb.ws, noise_mode="const"), lb.image)
+    ours, theirs = lpips_distance(lb.image, target).item(), lpips_distance(adam.image, target).item()
+    assert ours < 0.5 * first and ours < theirs, (first, ours, theirs)
+    # deterministic: no random draws
+    again = invert(G, target, class_index=1, num_steps=20, start=start, optimizer="lbfgs")
+    assert torch.equal(again.ws, lb.ws)
+
+
+def test_lbfgs_budget_is_exact_for_tiny_budgets_and_w_mode(G):
+    _, target = _sample(G, 13, 0)
+    for n in (0, 1, 3):
+        res = invert(G, target, class_index=0, num_steps=n, optimizer="lbfgs", mode="w")
+        assert len(res.losses) == n
+        assert torch.equal(res.ws, res.ws[:, :1].expand_as(res.ws))
+    with pytest.raises(ValueError, match="optimizer"):
+        invert(G, target, class_index=0, num_steps=1, optimizer="sgd")
+    with pytest.raises(ValueError, match="noise"):
+        invert(G, target, class_index=0, num_steps=1, optimizer="lbfgs", optimize_noise=True)
+
+
 def test_latent_round_trip(G, tmp_path):
     _, target = _sample(G, 7, 1)
     res = invert(G, target, class_index=1, num_steps=2, optimize_noise=True)
@@ -174,3 +207,11 @@ def test_invert_cli_on_an_aligned_crop(G, tmp_path, capsys):
     assert main(["invert", str(tmp_path / "crop.png"), "--weights", str(gpath), "--style", "cow", "--crop",
                  "-o", str(out)]) == 2
     assert "unknown style" in capsys.readouterr().err
+    # L-BFGS from the command line; a name without a suffix gets .safetensors
+    assert main(["invert", str(tmp_path / "crop.png"), "--weights", str(gpath), "--style", "dog", "--crop",
+                 "-o", str(tmp_path / "plain"), "--steps", "4", "--optimizer", "lbfgs"]) == 0
+    ws, _, _ = load_latent(tmp_path / "plain.safetensors")
+    assert ws.shape == (1, G.num_ws, G.w_dim) and (tmp_path / "plain.png").exists()
+    assert main(["invert", str(tmp_path / "crop.png"), "--weights", str(gpath), "--crop", "-o", str(out),
+                 "--optimizer", "lbfgs", "--optimize-noise"]) == 2
+    assert "lbfgs" in capsys.readouterr().err

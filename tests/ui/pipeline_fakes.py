@@ -56,7 +56,7 @@ class FakeStylizer:
     def __init__(self, weights=None, device="cpu", delay=0.0):
         self.delay = delay
 
-    def invert(self, crop, *, seed, steps, points=None, progress=None):
+    def invert(self, crop, *, seed, steps, points=None, progress=None, optimizer="lbfgs"):
         type(self).inversions += 1
         for i in range(4):
             if progress:

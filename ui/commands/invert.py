@@ -11,12 +11,16 @@ def register(subparsers) -> None:
     p.add_argument("image", help="a photo (the largest face is detected and aligned) or, with --crop, an aligned crop")
     p.add_argument("--weights", required=True, help="generator checkpoint (.safetensors with its .json)")
     p.add_argument("--style", help="style (class) to invert into; default: the generator's first")
-    p.add_argument("-o", "--out", required=True, help="output latent (.safetensors); a .png of the result is "
-                                                       "written beside it")
+    p.add_argument("-o", "--out", required=True, help="output latent (.safetensors, added when the name has no "
+                                                       "suffix); a .png of the result is written beside it")
     p.add_argument("--crop", action="store_true", help="the image is already an aligned square face crop")
     p.add_argument("--encoder", help="encoder checkpoint for the start point (default: the class's mean w)")
     p.add_argument("--steps", type=int, default=300, help="optimisation steps (default: 300)")
     p.add_argument("--mode", choices=("w", "w+"), default="w+", help="latent space (default: w+)")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam",
+                   help="adam (the StyleGAN2 projector's schedule) or lbfgs (converges much faster from a close "
+                        "start such as --encoder's; every evaluation counts as a step; no --optimize-noise) "
+                        "(default: adam)")
     p.add_argument("--lpips-weight", type=float, default=1.0)
     p.add_argument("--mse-weight", type=float, default=1.0)
     p.add_argument("--face-mask", action="store_true", help="weight the face region (from the landmarks) higher")
@@ -36,6 +40,8 @@ def _run(args: argparse.Namespace) -> int:
     from landmarks.errors import EmogetError
     from landmarks.io import load_image
 
+    if args.optimizer == "lbfgs" and args.optimize_noise:
+        raise EmogetError("--optimizer lbfgs cannot optimise the noise maps; drop --optimize-noise or use adam")
     G = load_generator(args.weights, device=args.device)
     try:
         class_index = G.class_index(args.style) if args.style else (0 if G.c_dim else None)
@@ -69,10 +75,13 @@ def _run(args: argparse.Namespace) -> int:
 
     result = invert(G, np.ascontiguousarray(crop), class_index=class_index, num_steps=args.steps, mode=args.mode,
                     encoder=encoder, mse_weight=args.mse_weight, lpips_weight=args.lpips_weight, mask=mask,
-                    optimize_noise=args.optimize_noise, generator=torch.Generator().manual_seed(args.seed),
+                    optimize_noise=args.optimize_noise, optimizer=args.optimizer,
+                    generator=torch.Generator().manual_seed(args.seed),
                     progress=progress)
     print(file=sys.stderr)
     out = Path(args.out)
+    if not out.suffix:
+        out = out.with_suffix(".safetensors")
     out.parent.mkdir(parents=True, exist_ok=True)
     result.save(out)
     png = out.with_suffix(".png")
