@@ -125,8 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{n:>6} | " + " | ".join(f"{q[(s, o, n)][0]:11.5f} {q[(s, o, n)][1]:6.2f}" for s, o in STARTS))
     ref = q[("mean", "adam", 300)][0]
     for optimizer in ("adam", "lbfgs"):
-        reached = [n for n in BUDGETS if q[("encoder", optimizer, n)][0] <= ref]
-        first = reached[0] if reached else None
+        first = _first_reaching(q, ("encoder", optimizer), ref)
         verdict = "MET" if first is not None and first <= 50 else "NOT MET"
         detail = f"first budget that reaches it: {first}" if first is not None else "no budget reaches it"
         if first:
@@ -134,9 +133,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"target (encoder start, {optimizer}, reaches the mean start's 300-step LPIPS {ref:.5f} within 50 "
               f"steps): {verdict}; {detail}")
     ref_lbfgs = q[("mean", "lbfgs", 300)][0]
-    reached = [n for n in BUDGETS if q[("encoder", "lbfgs", n)][0] <= ref_lbfgs]
+    first = _first_reaching(q, ("encoder", "lbfgs"), ref_lbfgs)
     print(f"like for like (L-BFGS from both starts): the mean start's 300-step LPIPS {ref_lbfgs:.5f} is reached "
-          f"from the encoder at {reached[0] if reached else 'no budget'}")
+          f"from the encoder at {first if first is not None else 'no budget'}")
+
+
+def _first_reaching(q, start_optimizer: tuple[str, str], ref: float) -> int | None:
+    """The smallest budget at which ``start_optimizer``'s mean LPIPS is at most ``ref`` (None: none is)."""
+    return next((n for n in BUDGETS if q[(*start_optimizer, n)][0] <= ref), None)
 
 
 if __name__ == "__main__":

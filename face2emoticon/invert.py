@@ -343,6 +343,10 @@ def _invert(G, target_img, weight, *, class_index, num_steps, mode, start, encod
             terms["noise"] = noise_regularization(list(noise_maps.values()))
         return terms
 
+    def objective(w: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        terms = losses_of(render(w))
+        return sum(weights[k] * v for k, v in terms.items()), terms
+
     losses: list[float] = []
     curves: dict[str, list[float]] = {}
 
@@ -354,8 +358,7 @@ def _invert(G, target_img, weight, *, class_index, num_steps, mode, start, encod
             progress(len(losses), num_steps, {k: curves[k][-1] for k in terms})
 
     if optimizer == "lbfgs":
-        _lbfgs(w_opt, lambda: losses_of(render(w_opt)), weights, num_steps=num_steps, history=lbfgs_history,
-               record=record)
+        _lbfgs(w_opt, lambda: objective(w_opt), num_steps=num_steps, history=lbfgs_history, record=record)
     else:
         opt = torch.optim.Adam(params, betas=(0.9, 0.999), lr=lr)
         for step in range(num_steps):
@@ -368,8 +371,7 @@ def _invert(G, target_img, weight, *, class_index, num_steps, mode, start, encod
                 group["lr"] = lr * ramp
             w_noise = (torch.randn(w_opt.shape, generator=g, device=g.device).to(w_opt) * w_noise_scale
                        if w_noise_scale else 0.0)
-            terms = losses_of(render(w_opt + w_noise))
-            loss = sum(weights[k] * v for k, v in terms.items())
+            loss, terms = objective(w_opt + w_noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -396,8 +398,8 @@ class _BudgetSpent(Exception):
     pass
 
 
-def _lbfgs(w: torch.Tensor, terms_of: Callable[[], dict[str, torch.Tensor]], weights: dict[str, float], *,
-           num_steps: int, history: int, record: Callable[[torch.Tensor, dict[str, torch.Tensor]], None]) -> None:
+def _lbfgs(w: torch.Tensor, loss_of: Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]], *, num_steps: int,
+           history: int, record: Callable[[torch.Tensor, dict[str, torch.Tensor]], None]) -> None:
     """L-BFGS on ``w`` (in place) for exactly ``num_steps`` loss-and-gradient evaluations, line-search ones
     included (torch's own ``max_eval`` can be overrun by a line search); ``w`` ends at the best point
     evaluated, so a search cut off by the budget never leaves it worse than where it was."""
@@ -414,8 +416,7 @@ def _lbfgs(w: torch.Tensor, terms_of: Callable[[], dict[str, torch.Tensor]], wei
             raise _BudgetSpent
         evaluations += 1
         opt.zero_grad(set_to_none=True)
-        terms = terms_of()
-        loss = sum(weights[k] * v for k, v in terms.items())
+        loss, terms = loss_of()
         loss.backward()
         record(loss, terms)
         if float(loss.detach()) < best["loss"]:
