@@ -157,6 +157,17 @@ def load_discriminator(path: str | os.PathLike, *, device="cpu", dtype=torch.flo
     return D.to(device=device, dtype=dtype)
 
 
+def discriminator_beside(generator_path: str | os.PathLike) -> Path | None:
+    """The discriminator a generator's JSON names (``"discriminator"``, a file beside it), if it is there: the
+    one it was trained against, which fine-tuning and further training need."""
+    stem, info = _read_info(generator_path)
+    name = info.get("discriminator")
+    if not name:
+        return None
+    path = stem.parent / Path(name).name  # beside the generator, never elsewhere
+    return path if path.exists() else None
+
+
 # ----------------------------------------------------------------------------------------------- training state
 
 def _optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str], prefix: str

@@ -20,6 +20,7 @@ Run folder::
     RUN/metrics.jsonl               per-class FD-VGG16 / KID-VGG16 every ``metric_every`` steps (if on)
     RUN/checkpoint/state.safetensors  full training state (+ state.json, readable copy)
     RUN/G_ema.safetensors + .json   latest EMA generator, loadable with ``checkpoint.load_generator``
+    RUN/D.safetensors + .json       its discriminator (named in G_ema.json): a --base with it fine-tunes well
     RUN/samples/step-0001000.png    per-class sample grids (rows = classes) at fixed seeds
 """
 from __future__ import annotations
@@ -72,6 +73,8 @@ class TrainOptions:
     # optimisation
     batch: int = _opt(8, "images per step")
     lr: float = _opt(0.0025, "Adam learning rate (G and D; betas 0, 0.99)")
+    g_lr: float | None = _opt(None, "the generator's own learning rate (default --lr): lower it so a fresh D "
+                                    "can keep up with a trained G", type=float)
     r1_gamma: float | None = _opt(None, "R1 weight (default 0.0002 * resolution^2 / batch)", type=float)
     r1_interval: int = _opt(16, "lazy R1 every N steps (0 = off)")
     style_mixing: float = _opt(0.9, "style mixing regularisation probability")
@@ -117,7 +120,7 @@ class TrainOptions:
         return dataclasses.asdict(self)
 
 
-RESUME_MUTABLE = {"steps", "minutes", "checkpoint_minutes", "checkpoint_steps", "sample_every", "log_every",
+RESUME_MUTABLE = {"lr", "g_lr", "steps", "minutes", "checkpoint_minutes", "checkpoint_steps", "sample_every", "log_every",
                   "device", "compile", "progress", "samples_per_class", "metric_every", "metric_samples"}
 """Options that may differ between the first invocation and a resume."""
 
@@ -199,15 +202,16 @@ class Trainer:
             if base.get("D") is not None:
                 _transfer(self.D, base["D"], "D")
             else:
-                # Measured on the shipped 64-px generator: a fresh D stayed at chance (loss_D ~ ln 4) for
-                # 1,350 steps, so G learnt nothing. With --d-warmup 1000 it separated reals from fakes
-                # (D_real - D_fake ~ 2), but once G trained it fell back to chance for good (D_real ~ D_fake
-                # ~ 0, R1 ~ 0): within 50 steps at --lr 0.0025, within 300 at 0.0005.
+                # Measured on a trained 64-px generator: a fresh D separates reals from fakes within 200
+                # --d-warmup steps (none at all with --augment-p 0.4: augmentation hides the differences
+                # from it), but once G trains at D's rate it falls back to chance for good (D_real ~ D_fake
+                # ~ 0, R1 ~ 0) within 100 steps; with --g-lr 0.0002 beside --lr 0.0025 it keeps up
+                # (D_real - D_fake ~ 3), and G can go to 0.0005 after 1,000 steps.
                 if not opt.d_warmup:
-                    log.warning("the base '%s' has no discriminator: a fresh one learns very slowly against a "
-                                "trained generator; fine-tune from a run folder, a training state or a .pt/.pkl "
-                                "with D (--d-warmup STEPS gives a new one a head start, not always enough)",
-                                opt.base)
+                    log.warning("the base '%s' has no discriminator: a fresh one cannot keep up with a trained "
+                                "generator; fine-tune from a run folder, a training state, a generator with its "
+                                "D beside it or a .pt/.pkl with D, or give a new one a head start "
+                                "(--d-warmup 400 --g-lr 0.0002)", opt.base)
                 if opt.freeze_d:
                     log.warning("--freeze-d with a base that has no discriminator freezes random layers")
         self.G_ema = Generator(gcfg, seed=None).to(self.device).eval().requires_grad_(False)
@@ -220,9 +224,10 @@ class Trainer:
             p.requires_grad_(False)
         for p in self.D.parameters():
             p.requires_grad_(False)
-        self.opt_G = torch.optim.Adam(self.g_params, lr=opt.lr, betas=(0.0, 0.99), eps=1e-8)
+        self.opt_G = torch.optim.Adam(self.g_params, lr=opt.g_lr or opt.lr, betas=(0.0, 0.99), eps=1e-8)
         mb = opt.r1_interval / (opt.r1_interval + 1) if opt.r1_interval else 1.0
         self.opt_D = torch.optim.Adam(self.d_params, lr=opt.lr * mb, betas=(0.0, 0.99**mb), eps=1e-8)
+        self._lrs = {self.opt_G: opt.g_lr or opt.lr, self.opt_D: opt.lr * mb}
         self.aug = AdaptiveAugment(p=opt.augment_p if opt.augment != "none" else 0.0,
                                    target=opt.ada_target if opt.augment == "ada" else None,
                                    speed_kimg=opt.ada_kimg)
@@ -275,6 +280,9 @@ class Trainer:
             return False
         self._check_resume_options(ckpt.read_training_info(self.state_path)["options"])
         _, info = ckpt.load_training_state(self.state_path, modules=self._modules(), optimizers=self._optimizers())
+        for optimizer, lr in self._lrs.items():  # learning rates may change between resumes
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         if info.get("data_manifest_sha256") != self.data_sha256:
             log.warning("the training data changed since this run started (manifest %s, was %s)",
                         self.data_sha256[:12], str(info.get("data_manifest_sha256"))[:12])
@@ -300,7 +308,9 @@ class Trainer:
                 "D_config": self.D.cfg.to_json(), "base": self.base_info, "command": self.command}
         ckpt.save_training_state(self.state_path, modules=self._modules(), optimizers=self._optimizers(),
                                  rng={"torch": torch.get_rng_state()}, info=info)
-        ckpt.save_generator(self.G_ema, self.run_dir / "G_ema", extra={"origin": self.origin()})
+        ckpt.save_discriminator(self.D, self.run_dir / "D")
+        ckpt.save_generator(self.G_ema, self.run_dir / "G_ema",
+                            extra={"origin": self.origin(), "discriminator": "D.safetensors"})
 
     def write_config(self) -> None:
         cfg = {"options": self.opt.to_json(), "G_config": self.G.cfg.to_json(), "D_config": self.D.cfg.to_json(),
@@ -535,8 +545,8 @@ def _hardware(device: torch.device) -> str:
 def load_base(path: str | os.PathLike) -> dict[str, Any]:
     """Weights to fine-tune from: ``{"G_cfg", "G", "G_ema", "D", "info"}`` state dicts (``D`` may be ``None``).
 
-    Accepts a run folder, a training ``state.safetensors``, a generator ``.safetensors`` (+ .json), a rosinality
-    ``.pt`` or an NVlabs ``.pkl``.
+    Accepts a run folder, a training ``state.safetensors``, a generator ``.safetensors`` (+ .json, and the
+    discriminator it names beside it when there is one), a rosinality ``.pt`` or an NVlabs ``.pkl``.
     """
     p = Path(path)
     if p.is_dir():
@@ -555,7 +565,9 @@ def load_base(path: str | os.PathLike) -> dict[str, Any]:
         return {"G_cfg": gcfg, "G": ckpt.subdict(tensors, "G"), "G_ema": ckpt.subdict(tensors, "G_ema"),
                 "D": ckpt.subdict(tensors, "D"), "info": info}
     G = ckpt.load_generator(p)
-    return {"G_cfg": G.cfg, "G": G.state_dict(), "G_ema": G.state_dict(), "D": None, "info": info}
+    d_path = ckpt.discriminator_beside(p)
+    D = ckpt.load_discriminator(d_path).state_dict() if d_path is not None else None
+    return {"G_cfg": G.cfg, "G": G.state_dict(), "G_ema": G.state_dict(), "D": D, "info": info}
 
 
 def _is_state(p: Path) -> bool:

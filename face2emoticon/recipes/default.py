@@ -3,8 +3,10 @@
 Steps (each resumable; run from the repository root)::
 
     make data                                   # 3000 identities x 6 styles, 256 px, + expression pairs
-    python -m face2emoticon.recipes.default train [--minutes 90]   # the exact emoget train-gan command below
+    python -m face2emoticon.recipes.default train [--minutes 90]   # stage 1: the exact emoget train-gan command below
     python -m face2emoticon.recipes.default ship --run runs/default64   # copy EMA weights + log, register
+    python -m face2emoticon.recipes.default train --stage 2 --minutes 95   # stage 2: continue it (see below)
+    python -m face2emoticon.recipes.default ship --stage 2      # G_ema + its D + the stage-2 log, register both
     python -m face2emoticon.recipes.figures --weights stylegan2-emoget-64   # metrics into the registry, sheets
 
 What is trained and why (CPU budget: about 1.5 hours on one shared core):
@@ -23,6 +25,12 @@ What is trained and why (CPU budget: about 1.5 hours on one shared core):
   early in training. bf16 autocast, batch 8, ADA, lazy R1, EMA as ``emoget train-gan`` defaults.
 * Renders are flat vector art on a fixed ``f2f2f2`` background, so the class images are clean and
   mutually aligned; no mirroring (hair partings and asymmetric glyphs are part of the styles).
+* Stage 2 continues the stage-1 generator, which was shipped without its discriminator, beside a fresh
+  one. A fresh D against a trained G needs three things, each measured: no augmentation at first (with
+  ADA's p at 0.4 it never separated reals from fakes), a head start (``--d-warmup 400``: D alone, to
+  D_real - D_fake ~ 6) and a slower generator (``--g-lr 0.0002`` for the first 1,400 steps, then 0.0005;
+  at D's 0.0025 it fell back to chance within 100 steps and stayed there). Two threads. From stage 2 on
+  the discriminator ships beside the generator (named in its JSON), so the next stage resumes with it.
 """
 from __future__ import annotations
 
@@ -41,6 +49,16 @@ TRAIN_ARGS = ["data/styles", "--out", str(RUN), "--threads", "1", "--background"
               "--batch", "8", "--channel-base", "4096", "--channel-max", "128", "--steps", "100000",
               "--checkpoint-minutes", "5", "--sample-every", "500", "--log-every", "50", "--no-progress"]
 
+# Stage 2: continue the stage-1 generator (sha256 STAGE1_SHA256, shipped as weights/stylegan2-emoget-64 at the
+# time, without a discriminator). The first invocation ran 14 minutes with --g-lr 0.0002 --checkpoint-minutes 30
+# --sample-every 400; every later one is CONTINUE_ARGS (the learning rates may change between resumes).
+STAGE1_SHA256 = "5d34fe6ee1d97eb2eb17abd805d745c47704d4bf81130929c0829a51564e3f15"
+CONTINUE_RUN = Path("runs/g64ttur")
+CONTINUE_ARGS = ["data/styles", "--out", str(CONTINUE_RUN), "--threads", "2", "--background", "f2f2f2",
+                 "--base", "weights/stylegan2-emoget-64.safetensors", "--d-warmup", "400", "--ema-rampup", "0",
+                 "--seed", "1", "--g-lr", "0.0005", "--checkpoint-minutes", "5", "--sample-every", "1000",
+                 "--log-every", "50", "--no-progress"]
+
 
 def training_licence() -> str:
     """The licence line of weights trained on the default styles' renders (every art licence, by style)."""
@@ -52,10 +70,11 @@ def training_licence() -> str:
 
 
 def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir: Path | None = None,
-         metrics: dict | None = None) -> dict:
-    """Copy ``run``'s EMA generator and log into ``weights/`` as ``name`` and register it; returns the entry."""
+         metrics: dict | None = None, stage: int = 1) -> dict:
+    """Copy ``run``'s EMA generator, its discriminator (if the run exported one) and its log into ``weights/`` as
+    ``name`` and register them; returns the generator's entry. ``stage`` 2 keeps stage 1's log beside its own."""
     import weights as registry
-    from face2emoticon.checkpoint import load_generator
+    from face2emoticon.checkpoint import load_discriminator, load_generator
     from face2emoticon.styles import STYLE_NAMES
     from landmarks.errors import WeightsError
 
@@ -65,23 +84,48 @@ def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir:
     if tuple(G.cfg.class_names) != STYLE_NAMES:
         raise WeightsError(f"{src} has classes {G.cfg.class_names}, expected the default styles {STYLE_NAMES}")
     info = json.loads((run / "G_ema.json").read_text())
+    options = json.loads((run / "config.json").read_text())["options"]
     dst = weights_dir / f"{name}.safetensors"
+    d_name = f"{name}-D"
+    has_d = (run / "D.safetensors").exists()
+    if has_d:
+        load_discriminator(run / "D.safetensors")  # strict, like the generator
+        shutil.copyfile(run / "D.safetensors", weights_dir / f"{d_name}.safetensors")
+        shutil.copyfile(run / "D.json", weights_dir / f"{d_name}.json")
+        info["discriminator"] = f"{d_name}.safetensors"
+    else:
+        info.pop("discriminator", None)
     shutil.copyfile(src, dst)
-    shutil.copyfile(run / "G_ema.json", dst.with_suffix(".json"))
+    log_name = f"{name}.log.jsonl" if stage == 1 else f"{name}.continued.log.jsonl"
     if (run / "log.jsonl").exists():
-        shutil.copyfile(run / "log.jsonl", weights_dir / f"{name}.log.jsonl")
+        shutil.copyfile(run / "log.jsonl", weights_dir / log_name)
     origin = dict(info.get("origin") or {})
     manifest = data / "manifest.sha256"
+    args = TRAIN_ARGS if stage == 1 else CONTINUE_ARGS
+    command = "emoget train-gan " + " ".join(shlex.quote(a) for a in args) + f" --minutes {options.get('minutes')}"
     origin.update({
-        "command": "emoget train-gan " + " ".join(shlex.quote(a) for a in TRAIN_ARGS)
-                   + f" --minutes {json.loads((run / 'config.json').read_text())['options'].get('minutes')}",
+        "command": command,
         "recipe": "python -m face2emoticon.recipes.default (see its docstring)",
         "data": f"data/styles from `{DATA_COMMAND}` (make data)",
         "dataset_files_sha256": origin.get("data_manifest_sha256"),
         "data_manifest_sha256": manifest.read_text().split()[0] if manifest.exists() else origin.get(
             "data_manifest_sha256"),
-        "log": f"{name}.log.jsonl",
+        "log": log_name if stage == 1 else f"{name}.log.jsonl (stage 1), {log_name} (stage 2)",
     })
+    if stage == 2:
+        origin["base_sha256"] = STAGE1_SHA256
+        origin["stage1_command"] = "emoget train-gan " + " ".join(shlex.quote(a) for a in TRAIN_ARGS) + " --minutes 150"
+    if has_d:
+        origin["discriminator"] = d_name
+    info["origin"] = origin
+    dst.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    if has_d:
+        registry.register(
+            d_name, weights_dir / f"{d_name}.safetensors", kind="discriminator", licence=training_licence(),
+            origin={k: v for k, v in origin.items() if k != "discriminator"} | {"generator": name},
+            description=f"the discriminator {name} was trained against: fine-tune or train {name} further with "
+                        f"`emoget train-gan --base weights/{name}.safetensors`",
+            registry_path=weights_dir / "registry.json")
     entry = registry.register(
         name, dst, kind="generator", licence=training_licence(), origin=origin, metrics=metrics,
         description=f"conditional StyleGAN2, 64 px, classes: {', '.join(STYLE_NAMES)}",
@@ -95,15 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="action", required=True)
     t = sub.add_parser("train", help="start or resume the default run (foreground; wrap in setsid nohup ... &)")
     t.add_argument("--minutes", type=float, default=90.0)
-    s = sub.add_parser("ship", help="copy the run's EMA generator into weights/ and register it")
-    s.add_argument("--run", type=Path, default=RUN)
+    t.add_argument("--stage", type=int, choices=(1, 2), default=1)
+    s = sub.add_parser("ship", help="copy the run's EMA generator (and D) into weights/ and register them")
+    s.add_argument("--stage", type=int, choices=(1, 2), default=1)
+    s.add_argument("--run", type=Path, default=None, help="default: the stage's run folder")
     s.add_argument("--data", type=Path, default=Path("data"))
     s.add_argument("--name", default=NAME)
     args = p.parse_args(argv)
     if args.action == "train":
         emoget = Path(sys.executable).with_name("emoget")
-        return subprocess.call([str(emoget), "train-gan", *TRAIN_ARGS, "--minutes", str(args.minutes)])
-    entry = ship(args.run, name=args.name, data=args.data)
+        stage_args = TRAIN_ARGS if args.stage == 1 else CONTINUE_ARGS
+        return subprocess.call([str(emoget), "train-gan", *stage_args, "--minutes", str(args.minutes)])
+    run = args.run or (RUN if args.stage == 1 else CONTINUE_RUN)
+    entry = ship(run, name=args.name, data=args.data, stage=args.stage)
     print(f"registered {entry['name']}: {entry['path']} {entry['size'] / 1e6:.2f} MB, "
           f"step {entry['origin'].get('steps')}, sha256 {entry['sha256'][:12]}")
     return 0

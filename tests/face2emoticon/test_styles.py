@@ -78,6 +78,37 @@ def test_ship_copies_and_registers_the_ema_generator(tmp_path):
     assert (wdir / "toy.log.jsonl").exists()
 
 
+def test_ship_stage_2_brings_the_discriminator_and_keeps_stage_1_log(tmp_path):
+    import json
+
+    import torch
+
+    import weights as registry
+    from face2emoticon.checkpoint import discriminator_beside, save_discriminator
+    from face2emoticon.config import GeneratorConfig
+    from face2emoticon.networks import Discriminator, DiscriminatorConfig
+    from face2emoticon.recipes.default import ship
+    from face2emoticon.train import load_base
+
+    run = _toy_run(tmp_path, STYLE_NAMES)
+    G_cfg = json.loads((run / "G_ema.json").read_text())["config"]
+    D = Discriminator(DiscriminatorConfig.matching(GeneratorConfig.from_json(G_cfg)), seed=1)
+    save_discriminator(D, run / "D")
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    (wdir / "toy.log.jsonl").write_text('{"step": 1}\n')  # stage 1's
+    ship(run, name="toy", data=tmp_path, weights_dir=wdir, stage=2)
+    reg = registry.load_registry(wdir / "registry.json")
+    assert reg["toy-D"].kind == "discriminator"
+    registry.check(reg["toy-D"])
+    registry.check(reg["toy"])
+    assert reg["toy"].origin["discriminator"] == "toy-D" and "--g-lr" in reg["toy"].origin["command"]
+    assert (wdir / "toy.log.jsonl").read_text() == '{"step": 1}\n' and (wdir / "toy.continued.log.jsonl").exists()
+    assert discriminator_beside(wdir / "toy.safetensors") == wdir / "toy-D.safetensors"
+    base = load_base(wdir / "toy.safetensors")  # further training starts with the trained D
+    assert all(torch.equal(v, D.state_dict()[k]) for k, v in base["D"].items())
+
+
 def test_ship_refuses_a_generator_with_other_classes(tmp_path):
     from face2emoticon.recipes.default import ship
     from landmarks.errors import WeightsError

@@ -141,10 +141,19 @@ def test_finetune_with_freezing(toy_data, tmp_path):
 
 def test_finetune_says_when_the_base_has_no_discriminator(toy_data, tmp_path, caplog):
     train(toy_data, tmp_path / "base", TrainOptions(**TOY, steps=1))
+    run_d = read_training_state(tmp_path / "base" / "checkpoint" / "state.safetensors")[0]
     with caplog.at_level(logging.WARNING, logger="face2emoticon.train"):
         Trainer(toy_data, tmp_path / "with-d", TrainOptions(**TOY, steps=1, base=str(tmp_path / "base")))
+        # a generator file brings the discriminator its JSON names, from beside it
+        t = Trainer(toy_data, tmp_path / "g-and-d", TrainOptions(**TOY, steps=1, base=str(tmp_path / "base" / "G_ema.safetensors")))
         assert "no discriminator" not in caplog.text
-        Trainer(toy_data, tmp_path / "no-d", TrainOptions(**TOY, steps=1, base=str(tmp_path / "base" / "G_ema.safetensors")))
+        for k, v in t.D.state_dict().items():
+            assert torch.equal(v, run_d[f"D.{k}"]), k
+        alone = tmp_path / "alone"
+        alone.mkdir()
+        for ext in ("safetensors", "json"):  # the generator copied without its discriminator
+            (alone / f"G.{ext}").write_bytes((tmp_path / "base" / f"G_ema.{ext}").read_bytes())
+        Trainer(toy_data, tmp_path / "no-d", TrainOptions(**TOY, steps=1, base=str(alone / "G.safetensors")))
     assert "has no discriminator" in caplog.text
 
 
@@ -165,6 +174,18 @@ def test_d_warmup_trains_only_the_discriminator_first(toy_data, tmp_path, caplog
     assert any(not torch.equal(v, d0[k]) for k, v in tr.D.state_dict().items())
     assert "loss_G" in tr.train_step()  # then both train
     assert any(not torch.equal(v, g0[k]) for k, v in tr.G.state_dict().items() if v.is_floating_point())
+
+
+def test_g_lr_and_learning_rates_change_on_resume(toy_data, tmp_path):
+    t = Trainer(toy_data, tmp_path / "run", TrainOptions(**TOY, steps=2, g_lr=0.0002))
+    t.run()
+    assert [g["lr"] for g in t.opt_G.param_groups] == [0.0002]
+    assert t.opt_D.param_groups[0]["lr"] == pytest.approx(0.0025 * 2 / 3)  # lazy R1 every 2 steps
+    # a resume may raise the generator's rate once D keeps up (the saved optimiser's rate is not kept)
+    again = Trainer(toy_data, tmp_path / "run", TrainOptions(**TOY, steps=3, g_lr=0.001, lr=0.002))
+    again.run()
+    assert again.step == 3 and [g["lr"] for g in again.opt_G.param_groups] == [0.001]
+    assert again.opt_D.param_groups[0]["lr"] == pytest.approx(0.002 * 2 / 3)
 
 
 def test_cli_trains_and_resumes(toy_data, tmp_path, capsys):
