@@ -7,6 +7,8 @@ Steps (each resumable; run from the repository root)::
     python -m face2emoticon.recipes.default ship --run runs/default64   # copy EMA weights + log, register
     python -m face2emoticon.recipes.default train --stage 2 --minutes 95   # stage 2: continue it (see below)
     python -m face2emoticon.recipes.default ship --stage 2      # G_ema + its D + the stage-2 log, register both
+                                                # (only once its figures beat stage 1's; until then the run's
+                                                # G_ema + D are kept as weights/training/stylegan2-emoget-64-stage2)
     python -m face2emoticon.recipes.figures --weights stylegan2-emoget-64   # metrics into the registry, sheets
 
 What is trained and why (CPU budget: about 1.5 hours on one shared core):
@@ -53,11 +55,19 @@ TRAIN_ARGS = ["data/styles", "--out", str(RUN), "--threads", "1", "--background"
 # time, without a discriminator). The first invocation ran 14 minutes with --g-lr 0.0002 --checkpoint-minutes 30
 # --sample-every 400; every later one is CONTINUE_ARGS (the learning rates may change between resumes).
 STAGE1_SHA256 = "5d34fe6ee1d97eb2eb17abd805d745c47704d4bf81130929c0829a51564e3f15"
+STAGE1 = {"steps": 16253, "kimg": 130.024, "wall_time_s": 9396.6, "threads": 1}
 CONTINUE_RUN = Path("runs/g64ttur")
 CONTINUE_ARGS = ["data/styles", "--out", str(CONTINUE_RUN), "--threads", "2", "--background", "f2f2f2",
                  "--base", "weights/stylegan2-emoget-64.safetensors", "--d-warmup", "400", "--ema-rampup", "0",
                  "--seed", "1", "--g-lr", "0.0005", "--checkpoint-minutes", "5", "--sample-every", "1000",
                  "--log-every", "50", "--no-progress"]
+
+# Where stage 2 stands (committed, registered as stylegan2-emoget-64-stage2): without the run folder, training goes
+# on from it (its discriminator comes from beside it, so no warm-up) in a new folder.
+CHECKPOINT = Path("weights/training/stylegan2-emoget-64-stage2/G_ema.safetensors")
+FROM_CHECKPOINT_ARGS = ["data/styles", "--out", "runs/g64stage2b", "--threads", "2", "--background", "f2f2f2",
+                        "--base", str(CHECKPOINT), "--ema-rampup", "0", "--seed", "2", "--g-lr", "0.0005",
+                        "--checkpoint-minutes", "5", "--sample-every", "1000", "--log-every", "50", "--no-progress"]
 
 
 def training_licence() -> str:
@@ -97,12 +107,15 @@ def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir:
         info.pop("discriminator", None)
     shutil.copyfile(src, dst)
     log_name = f"{name}.log.jsonl" if stage == 1 else f"{name}.continued.log.jsonl"
+    origin = dict(info.get("origin") or {})
     if (run / "log.jsonl").exists():
         shutil.copyfile(run / "log.jsonl", weights_dir / log_name)
-    origin = dict(info.get("origin") or {})
     manifest = data / "manifest.sha256"
-    args = TRAIN_ARGS if stage == 1 else CONTINUE_ARGS
-    command = "emoget train-gan " + " ".join(shlex.quote(a) for a in args) + f" --minutes {options.get('minutes')}"
+    if stage == 1:
+        command = ("emoget train-gan " + " ".join(shlex.quote(a) for a in TRAIN_ARGS)
+                   + f" --minutes {options.get('minutes')}")
+    else:  # the trainer records its last invocation
+        command = origin.get("command") or "emoget train-gan " + " ".join(shlex.quote(a) for a in CONTINUE_ARGS)
     origin.update({
         "command": command,
         "recipe": "python -m face2emoticon.recipes.default (see its docstring)",
@@ -114,6 +127,12 @@ def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir:
     })
     if stage == 2:
         origin["base_sha256"] = STAGE1_SHA256
+        origin["stage1"] = STAGE1
+        origin["total"] = {k: round(STAGE1[k] + float(origin.get(k, 0)), 3) for k in ("steps", "kimg", "wall_time_s")}
+        origin["resumes"] = ("stage 2's first invocation ran 14 minutes (1,419 steps: 400 of D alone, then G at "
+                             "--g-lr 0.0002) with --threads 1 --checkpoint-minutes 30 --sample-every 400; the "
+                             "command above resumed it at --g-lr 0.0005 on two threads, was stopped with SIGTERM "
+                             "(a checkpoint) and re-run with --steps at the step reached to export the run")
         origin["stage1_command"] = "emoget train-gan " + " ".join(shlex.quote(a) for a in TRAIN_ARGS) + " --minutes 150"
     if has_d:
         origin["discriminator"] = d_name
@@ -148,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.action == "train":
         emoget = Path(sys.executable).with_name("emoget")
-        stage_args = TRAIN_ARGS if args.stage == 1 else CONTINUE_ARGS
+        stage_args = TRAIN_ARGS
+        if args.stage == 2:
+            resumable = (CONTINUE_RUN / "checkpoint" / "state.safetensors").exists() or not CHECKPOINT.exists()
+            stage_args = CONTINUE_ARGS if resumable else FROM_CHECKPOINT_ARGS
         return subprocess.call([str(emoget), "train-gan", *stage_args, "--minutes", str(args.minutes)])
     run = args.run or (RUN if args.stage == 1 else CONTINUE_RUN)
     entry = ship(run, name=args.name, data=args.data, stage=args.stage)
