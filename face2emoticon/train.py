@@ -224,10 +224,11 @@ class Trainer:
             p.requires_grad_(False)
         for p in self.D.parameters():
             p.requires_grad_(False)
-        self.opt_G = torch.optim.Adam(self.g_params, lr=opt.g_lr or opt.lr, betas=(0.0, 0.99), eps=1e-8)
         mb = opt.r1_interval / (opt.r1_interval + 1) if opt.r1_interval else 1.0
-        self.opt_D = torch.optim.Adam(self.d_params, lr=opt.lr * mb, betas=(0.0, 0.99**mb), eps=1e-8)
-        self._lrs = {self.opt_G: opt.g_lr or opt.lr, self.opt_D: opt.lr * mb}
+        g_lr, d_lr = opt.g_lr or opt.lr, opt.lr * mb
+        self.opt_G = torch.optim.Adam(self.g_params, lr=g_lr, betas=(0.0, 0.99), eps=1e-8)
+        self.opt_D = torch.optim.Adam(self.d_params, lr=d_lr, betas=(0.0, 0.99**mb), eps=1e-8)
+        self._lrs = {self.opt_G: g_lr, self.opt_D: d_lr}  # set again after a resume loads the saved groups
         self.aug = AdaptiveAugment(p=opt.augment_p if opt.augment != "none" else 0.0,
                                    target=opt.ada_target if opt.augment == "ada" else None,
                                    speed_kimg=opt.ada_kimg)

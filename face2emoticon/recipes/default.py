@@ -57,17 +57,22 @@ TRAIN_ARGS = ["data/styles", "--out", str(RUN), "--threads", "1", "--background"
 STAGE1_SHA256 = "5d34fe6ee1d97eb2eb17abd805d745c47704d4bf81130929c0829a51564e3f15"
 STAGE1 = {"steps": 16253, "kimg": 130.024, "wall_time_s": 9396.6, "threads": 1}
 CONTINUE_RUN = Path("runs/g64ttur")
-CONTINUE_ARGS = ["data/styles", "--out", str(CONTINUE_RUN), "--threads", "2", "--background", "f2f2f2",
-                 "--base", "weights/stylegan2-emoget-64.safetensors", "--d-warmup", "400", "--ema-rampup", "0",
-                 "--seed", "1", "--g-lr", "0.0005", "--checkpoint-minutes", "5", "--sample-every", "1000",
-                 "--log-every", "50", "--no-progress"]
+_STAGE2_FLAGS = ["--threads", "2", "--background", "f2f2f2", "--ema-rampup", "0", "--g-lr", "0.0005",
+                 "--checkpoint-minutes", "5", "--sample-every", "1000", "--log-every", "50", "--no-progress"]
+CONTINUE_ARGS = ["data/styles", "--out", str(CONTINUE_RUN), "--base", "weights/stylegan2-emoget-64.safetensors",
+                 "--d-warmup", "400", "--seed", "1", *_STAGE2_FLAGS]
 
 # Where stage 2 stands (committed, registered as stylegan2-emoget-64-stage2): without the run folder, training goes
 # on from it (its discriminator comes from beside it, so no warm-up) in a new folder.
 CHECKPOINT = Path("weights/training/stylegan2-emoget-64-stage2/G_ema.safetensors")
-FROM_CHECKPOINT_ARGS = ["data/styles", "--out", "runs/g64stage2b", "--threads", "2", "--background", "f2f2f2",
-                        "--base", str(CHECKPOINT), "--ema-rampup", "0", "--seed", "2", "--g-lr", "0.0005",
-                        "--checkpoint-minutes", "5", "--sample-every", "1000", "--log-every", "50", "--no-progress"]
+FROM_CHECKPOINT_ARGS = ["data/styles", "--out", "runs/g64stage2b", "--base", str(CHECKPOINT), "--seed", "2",
+                        *_STAGE2_FLAGS]
+
+
+def _command(args: list[str], minutes=None) -> str:
+    """The ``emoget train-gan`` command line of ``args`` (+ ``--minutes``)."""
+    tail = f" --minutes {minutes}" if minutes is not None else ""
+    return "emoget train-gan " + " ".join(shlex.quote(a) for a in args) + tail
 
 
 def training_licence() -> str:
@@ -94,7 +99,6 @@ def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir:
     if tuple(G.cfg.class_names) != STYLE_NAMES:
         raise WeightsError(f"{src} has classes {G.cfg.class_names}, expected the default styles {STYLE_NAMES}")
     info = json.loads((run / "G_ema.json").read_text())
-    options = json.loads((run / "config.json").read_text())["options"]
     dst = weights_dir / f"{name}.safetensors"
     d_name = f"{name}-D"
     has_d = (run / "D.safetensors").exists()
@@ -112,10 +116,9 @@ def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir:
         shutil.copyfile(run / "log.jsonl", weights_dir / log_name)
     manifest = data / "manifest.sha256"
     if stage == 1:
-        command = ("emoget train-gan " + " ".join(shlex.quote(a) for a in TRAIN_ARGS)
-                   + f" --minutes {options.get('minutes')}")
+        command = _command(TRAIN_ARGS, json.loads((run / "config.json").read_text())["options"].get("minutes"))
     else:  # the trainer records its last invocation
-        command = origin.get("command") or "emoget train-gan " + " ".join(shlex.quote(a) for a in CONTINUE_ARGS)
+        command = origin.get("command") or _command(CONTINUE_ARGS)
     origin.update({
         "command": command,
         "recipe": "python -m face2emoticon.recipes.default (see its docstring)",
@@ -133,7 +136,7 @@ def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir:
                              "--g-lr 0.0002) with --threads 1 --checkpoint-minutes 30 --sample-every 400; the "
                              "command above resumed it at --g-lr 0.0005 on two threads, was stopped with SIGTERM "
                              "(a checkpoint) and re-run with --steps at the step reached to export the run")
-        origin["stage1_command"] = "emoget train-gan " + " ".join(shlex.quote(a) for a in TRAIN_ARGS) + " --minutes 150"
+        origin["stage1_command"] = _command(TRAIN_ARGS, 150)
     if has_d:
         origin["discriminator"] = d_name
     info["origin"] = origin
