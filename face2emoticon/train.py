@@ -19,13 +19,15 @@ Run folder::
     RUN/log.jsonl                   one JSON object per ``log_every`` steps (losses, p, img/s, kimg, time)
     RUN/metrics.jsonl               per-class FD-VGG16 / KID-VGG16 every ``metric_every`` steps (if on)
     RUN/checkpoint/state.safetensors  full training state (+ state.json, readable copy)
-    RUN/G_ema.safetensors + .json   latest EMA generator, loadable with ``checkpoint.load_generator``
+    RUN/G_ema.safetensors + .json   latest EMA generator, loadable with ``checkpoint.load_generator``; its
+                                    origin lists every invocation that trained it (command, steps, threads)
     RUN/D.safetensors + .json       its discriminator (named in G_ema.json): a --base with it fine-tunes well
     RUN/samples/step-0001000.png    per-class sample grids (rows = classes) at fixed seeds
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
 import math
@@ -238,6 +240,17 @@ class Trainer:
         self.wall_time_s = 0.0
         self.samples_seen = 0
         self.base_info = base["info"] if base is not None else None
+        self.invocations: list[dict[str, Any]] = []  # the earlier invocations of this run (from the checkpoint)
+        self._invocation = self._new_invocation()
+
+    def _new_invocation(self) -> dict[str, Any]:
+        return {"command": self.command, "from_step": self.step, "threads": torch.get_num_threads(), "hardware": _hardware(self.device),
+                "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every invocation that trained this run up to now, oldest first: its command line, the steps it
+        trained (``from_step`` to ``to_step``), threads, hardware and start time (UTC)."""
+        return [*self.invocations, {**self._invocation, "to_step": self.step}]
 
     def _trainable_g(self) -> list[torch.nn.Parameter]:
         opt, out = self.opt, []
@@ -291,6 +304,10 @@ class Trainer:
         self.samples_seen = int(info["samples_seen"])
         self.aug.load_state(info["augment"])
         self.base_info = info.get("base")
+        # runs saved before the invocations were recorded name only the last command
+        self.invocations = info.get("invocations") or ([{"command": info["command"], "to_step": self.step}]
+                                                       if info.get("command") else [])
+        self._invocation = self._new_invocation()
         _truncate_log(self.run_dir / "log.jsonl", self.step)
         _truncate_log(self.run_dir / "metrics.jsonl", self.step)
         log.info("resumed %s at step %d", self.run_dir, self.step)
@@ -300,13 +317,14 @@ class Trainer:
         """Provenance for ``weights.register(origin=...)``."""
         return {"command": self.command, "data_manifest_sha256": self.data_sha256, "steps": self.step,
                 "kimg": round(self.samples_seen / 1000, 3), "wall_time_s": round(self.wall_time_s, 1),
-                "hardware": _hardware(self.device), "base": self.base_info}
+                "hardware": _hardware(self.device), "base": self.base_info, "invocations": self.history()}
 
     def save(self) -> None:
         info = {"step": self.step, "wall_time_s": self.wall_time_s, "samples_seen": self.samples_seen,
                 "augment": self.aug.state(), "options": self.opt.to_json(), "data_manifest_sha256": self.data_sha256,
                 "class_names": list(self.class_names), "G_config": self.G.cfg.to_json(),
-                "D_config": self.D.cfg.to_json(), "base": self.base_info, "command": self.command}
+                "D_config": self.D.cfg.to_json(), "base": self.base_info, "command": self.command,
+                "invocations": self.history()}
         ckpt.save_training_state(self.state_path, modules=self._modules(), optimizers=self._optimizers(),
                                  rng={"torch": torch.get_rng_state()}, info=info)
         ckpt.save_discriminator(self.D, self.run_dir / "D")

@@ -5,6 +5,7 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import shlex
 import sys
 
 import ui.commands
@@ -26,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = "emoget " + " ".join(shlex.quote(a) for a in argv)  # provenance of what it writes
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -6,9 +6,11 @@ Steps (each resumable; run from the repository root)::
     python -m face2emoticon.recipes.default train [--minutes 90]   # stage 1: the exact emoget train-gan command below
     python -m face2emoticon.recipes.default ship --run runs/default64   # copy EMA weights + log, register
     python -m face2emoticon.recipes.default train --stage 2 --minutes 95   # stage 2: continue it (see below)
-    python -m face2emoticon.recipes.default ship --stage 2      # G_ema + its D + the stage-2 log, register both
-                                                # (only once its figures beat stage 1's; until then the run's
-                                                # G_ema + D are kept as weights/training/stylegan2-emoget-64-stage2)
+    python -m face2emoticon.recipes.figures --weights runs/g64ttur/G_ema.safetensors --out runs/figures.json
+    python -m face2emoticon.recipes.default ship --stage 2      # G_ema + its D + the stage-2 log, register both,
+                                                # only once its figures beat stage 1's; until then:
+    python -m face2emoticon.recipes.default keep --figures runs/figures.json   # the run's G_ema, D, log and
+                                                # figures as weights/training/stylegan2-emoget-64-stage2
     python -m face2emoticon.recipes.figures --weights stylegan2-emoget-64   # metrics into the registry, sheets
 
 What is trained and why (CPU budget: about 1.5 hours on one shared core):
@@ -64,7 +66,8 @@ CONTINUE_ARGS = ["data/styles", "--out", str(CONTINUE_RUN), "--base", "weights/s
 
 # Where stage 2 stands (committed, registered as stylegan2-emoget-64-stage2): without the run folder, training goes
 # on from it (its discriminator comes from beside it, so no warm-up) in a new folder.
-CHECKPOINT = Path("weights/training/stylegan2-emoget-64-stage2/G_ema.safetensors")
+KEPT = f"{NAME}-stage2"
+CHECKPOINT = Path(f"weights/training/{KEPT}/G_ema.safetensors")
 FROM_CHECKPOINT_ARGS = ["data/styles", "--out", "runs/g64stage2b", "--base", str(CHECKPOINT), "--seed", "2",
                         *_STAGE2_FLAGS]
 
@@ -84,6 +87,81 @@ def training_licence() -> str:
             + " (attribution in face2emoticon/styles.py; weights themselves Apache-2.0)")
 
 
+def _stage2_origin(origin: dict) -> dict:
+    """Add stage 1 (the base, its figures, the command) and the totals of both stages to a stage-2 origin."""
+    origin["base_sha256"] = STAGE1_SHA256
+    origin["stage1"] = STAGE1
+    origin["total"] = {k: round(STAGE1[k] + float(origin.get(k, 0)), 3) for k in ("steps", "kimg", "wall_time_s")}
+    if not origin.get("invocations"):  # runs from before the trainer recorded every invocation
+        origin["resumes"] = ("stage 2's first invocation ran 14 minutes (1,419 steps: 400 of D alone, then G at "
+                             "--g-lr 0.0002) with --threads 1 --checkpoint-minutes 30 --sample-every 400; the "
+                             "command above resumed it at --g-lr 0.0005 on two threads, was stopped with SIGTERM "
+                             "(a checkpoint) and re-run with --steps at the step reached to export the run")
+    origin["stage1_command"] = _command(TRAIN_ARGS, 150)
+    return origin
+
+
+def _data_origin(origin: dict, data: Path) -> dict:
+    """The training data's provenance: the command that renders it and the hashes of its files and manifest
+    (the trainer records the former as ``data_manifest_sha256``; ``make data`` writes the latter)."""
+    manifest = data / "manifest.sha256"
+    return {"data": f"data/styles from `{DATA_COMMAND}` (make data)",
+            "dataset_files_sha256": origin.get("data_manifest_sha256"),
+            "data_manifest_sha256": manifest.read_text().split()[0] if manifest.exists() else origin.get(
+                "data_manifest_sha256")}
+
+
+def _check_classes(G, src: Path) -> None:
+    from face2emoticon.styles import STYLE_NAMES
+    from landmarks.errors import WeightsError
+
+    if tuple(G.cfg.class_names) != STYLE_NAMES:
+        raise WeightsError(f"{src} has classes {G.cfg.class_names}, expected the default styles {STYLE_NAMES}")
+
+
+def keep(run: Path, *, name: str = KEPT, data: Path = Path("data"), weights_dir: Path | None = None,
+         figures: Path | None = None) -> dict:
+    """Keep stage 2's run as a registered training checkpoint (not the default generator): its EMA generator, its
+    discriminator, config and log (and ``figures``' JSON, whose figures become the entry's metrics) go to
+    ``weights/training/<name>/``, registered as ``name`` and ``name-D``. Returns the generator's entry."""
+    import weights as registry
+    from face2emoticon.checkpoint import load_discriminator, load_generator
+    from face2emoticon.recipes.figures import registry_metrics
+
+    weights_dir = weights_dir or registry.WEIGHTS_DIR
+    _check_classes(load_generator(run / "G_ema.safetensors"), run / "G_ema.safetensors")
+    load_discriminator(run / "D.safetensors")  # a kept run resumes with its D: refuse a run without one
+    dst = weights_dir / "training" / name
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in ("G_ema.safetensors", "G_ema.json", "D.safetensors", "D.json", "config.json", "log.jsonl"):
+        shutil.copyfile(run / f, dst / f)
+    metrics = None
+    if figures is not None:
+        shutil.copyfile(figures, dst / "figures.json")
+        metrics = registry_metrics(json.loads(figures.read_text()))
+    origin = dict(json.loads((run / "G_ema.json").read_text()).get("origin") or {})
+    origin.update({
+        **_data_origin(origin, data),
+        "base": f"{NAME} (sha256 {STAGE1_SHA256}), without a discriminator",
+        "log": f"training/{name}/log.jsonl",
+        "recipe": "python -m face2emoticon.recipes.default train --stage 2 (see its docstring)",
+    })
+    _stage2_origin(origin)
+    kimg = float(origin.get("kimg", 0))
+    d_entry = registry.register(
+        f"{name}-D", dst / "D.safetensors", kind="checkpoint", licence=training_licence(),
+        origin=origin | {"generator": name}, registry_path=weights_dir / "registry.json",
+        description=f"the discriminator of {name} (resumes the run with it)")
+    entry = registry.register(
+        name, dst / "G_ema.safetensors", kind="checkpoint", licence=training_licence(), origin=origin,
+        metrics=metrics, registry_path=weights_dir / "registry.json",
+        description=f"training checkpoint (not the default generator): {NAME} continued for {kimg:.0f}k images with "
+                    f"its discriminator beside it ({d_entry.name}); resume with `python -m "
+                    f"face2emoticon.recipes.default train --stage 2` or `emoget train-gan ... --base "
+                    f"weights/training/{name}/G_ema.safetensors`")
+    return entry.to_json()
+
+
 def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir: Path | None = None,
          metrics: dict | None = None, stage: int = 1) -> dict:
     """Copy ``run``'s EMA generator, its discriminator (if the run exported one) and its log into ``weights/`` as
@@ -91,13 +169,10 @@ def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir:
     import weights as registry
     from face2emoticon.checkpoint import load_discriminator, load_generator
     from face2emoticon.styles import STYLE_NAMES
-    from landmarks.errors import WeightsError
 
     weights_dir = weights_dir or registry.WEIGHTS_DIR
     src = run / "G_ema.safetensors"
-    G = load_generator(src)  # strict: refuses a half-written or mismatched file
-    if tuple(G.cfg.class_names) != STYLE_NAMES:
-        raise WeightsError(f"{src} has classes {G.cfg.class_names}, expected the default styles {STYLE_NAMES}")
+    _check_classes(load_generator(src), src)  # strict: refuses a half-written or mismatched file
     info = json.loads((run / "G_ema.json").read_text())
     dst = weights_dir / f"{name}.safetensors"
     d_name = f"{name}-D"
@@ -114,7 +189,6 @@ def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir:
     origin = dict(info.get("origin") or {})
     if (run / "log.jsonl").exists():
         shutil.copyfile(run / "log.jsonl", weights_dir / log_name)
-    manifest = data / "manifest.sha256"
     if stage == 1:
         command = _command(TRAIN_ARGS, json.loads((run / "config.json").read_text())["options"].get("minutes"))
     else:  # the trainer records its last invocation
@@ -122,21 +196,11 @@ def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir:
     origin.update({
         "command": command,
         "recipe": "python -m face2emoticon.recipes.default (see its docstring)",
-        "data": f"data/styles from `{DATA_COMMAND}` (make data)",
-        "dataset_files_sha256": origin.get("data_manifest_sha256"),
-        "data_manifest_sha256": manifest.read_text().split()[0] if manifest.exists() else origin.get(
-            "data_manifest_sha256"),
+        **_data_origin(origin, data),
         "log": log_name if stage == 1 else f"{name}.log.jsonl (stage 1), {log_name} (stage 2)",
     })
     if stage == 2:
-        origin["base_sha256"] = STAGE1_SHA256
-        origin["stage1"] = STAGE1
-        origin["total"] = {k: round(STAGE1[k] + float(origin.get(k, 0)), 3) for k in ("steps", "kimg", "wall_time_s")}
-        origin["resumes"] = ("stage 2's first invocation ran 14 minutes (1,419 steps: 400 of D alone, then G at "
-                             "--g-lr 0.0002) with --threads 1 --checkpoint-minutes 30 --sample-every 400; the "
-                             "command above resumed it at --g-lr 0.0005 on two threads, was stopped with SIGTERM "
-                             "(a checkpoint) and re-run with --steps at the step reached to export the run")
-        origin["stage1_command"] = _command(TRAIN_ARGS, 150)
+        _stage2_origin(origin)
     if has_d:
         origin["discriminator"] = d_name
     info["origin"] = origin
@@ -167,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--run", type=Path, default=None, help="default: the stage's run folder")
     s.add_argument("--data", type=Path, default=Path("data"))
     s.add_argument("--name", default=NAME)
+    k = sub.add_parser("keep", help="keep stage 2's run (G_ema + D + config + log + figures) as a registered training "
+                                    "checkpoint under weights/training/, not the default")
+    k.add_argument("--run", type=Path, default=CONTINUE_RUN)
+    k.add_argument("--data", type=Path, default=Path("data"))
+    k.add_argument("--name", default=KEPT)
+    k.add_argument("--figures", type=Path, default=None, help="the run's figures JSON (recipes.figures --out)")
     args = p.parse_args(argv)
     if args.action == "train":
         emoget = Path(sys.executable).with_name("emoget")
@@ -175,8 +245,11 @@ def main(argv: list[str] | None = None) -> int:
             resumable = (CONTINUE_RUN / "checkpoint" / "state.safetensors").exists() or not CHECKPOINT.exists()
             stage_args = CONTINUE_ARGS if resumable else FROM_CHECKPOINT_ARGS
         return subprocess.call([str(emoget), "train-gan", *stage_args, "--minutes", str(args.minutes)])
-    run = args.run or (RUN if args.stage == 1 else CONTINUE_RUN)
-    entry = ship(run, name=args.name, data=args.data, stage=args.stage)
+    if args.action == "keep":
+        entry = keep(args.run, name=args.name, data=args.data, figures=args.figures)
+    else:
+        run = args.run or (RUN if args.stage == 1 else CONTINUE_RUN)
+        entry = ship(run, name=args.name, data=args.data, stage=args.stage)
     print(f"registered {entry['name']}: {entry['path']} {entry['size'] / 1e6:.2f} MB, "
           f"step {entry['origin'].get('steps')}, sha256 {entry['sha256'][:12]}")
     return 0

@@ -2,8 +2,9 @@
 
 Measured per style, all at the generator's resolution, one thread:
 
-* ``fd_vgg16`` / ``kid_vgg16``: :func:`face2emoticon.metrics.per_class_metrics` between ``--n-fid``
-  training renders and as many samples (truncation 1) per class.
+* ``fd_vgg16`` / ``kid_vgg16`` / ``precision`` / ``recall``: :func:`face2emoticon.metrics.per_class_metrics`
+  between ``--n-fid`` training renders and as many samples (truncation 1) per class; ``real_vs_real``:
+  the same between those renders and as many others, the floor that sampling noise alone gives.
 * ``inversion``: in-domain inversion of held-out renders (identities drawn with another seed, never
   trained on) into their own class: LPIPS-alex and PSNR of the mean-w start (0 steps) and after
   each of ``--invert-budgets`` steps (and from the encoder when ``--encoder`` is given), with each of
@@ -70,14 +71,22 @@ def swap(G, ws: torch.Tensor, src: int, dst: int, *, strength: float = 0.0) -> t
 
 
 def fid_figures(G, data: Path, *, n: int) -> dict:
-    from face2emoticon.metrics import generator_metrics
+    """Per style FD/KID/precision/recall of ``n`` samples against ``n`` renders, and under ``"real_vs_real"``
+    the same figures between those renders and ``n`` others: the floor a perfect generator would reach."""
+    from face2emoticon.metrics import generator_metrics, per_class_metrics
 
-    real = {}
+    def load(files: list[Path]) -> list[np.ndarray]:
+        return [np.asarray(Image.open(f).convert("RGB").resize((G.cfg.resolution,) * 2, Image.LANCZOS))
+                for f in files]
+
+    real, other = {}, {}
     for s in G.cfg.class_names:
-        files = sorted((data / "styles" / s).glob("*.png"))[:n]
-        real[s] = [np.asarray(Image.open(f).convert("RGB").resize((G.cfg.resolution,) * 2, Image.LANCZOS))
-                   for f in files]
-    return generator_metrics(G, real, n_fake=n, seed=0, size=G.cfg.resolution)
+        files = sorted((data / "styles" / s).glob("*.png"))
+        real[s], other[s] = load(files[:n]), load(files[n: 2 * n])
+    out = generator_metrics(G, real, n_fake=n, seed=0, size=G.cfg.resolution)
+    if all(len(v) > 1 for v in other.values()):
+        out["real_vs_real"] = per_class_metrics(real, other, size=G.cfg.resolution)
+    return out
 
 
 def inversion_figures(G, renders: dict[str, list[np.ndarray]], *, per_style: int, budgets: tuple[int, ...],
@@ -157,6 +166,12 @@ def photo_figures(G, photos: list[Path], templates, *, invert_style: str, steps:
         sheet.append([al.image] + [outs[s] for s in names])
     return {"rows": rows, "summary": ident.summary(rows), "table": ident.format_table(rows), "sheet": sheet,
             "invert_steps": steps, "invert_start": "encoder" if encoder else "mean", "optimizer": optimizer}
+
+
+def registry_metrics(figures: dict) -> dict:
+    """The parts of a figures JSON that go into a registry entry's metrics (per-photo rows left out)."""
+    return {k: {kk: vv for kk, vv in v.items() if kk != "rows"} for k, v in figures.items()
+            if k in ("fid", "inversion", "identity", "photos")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,11 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"figures in {args.out}")
     if args.register:
         entry = registry.get(args.weights)
-        metrics = {k: v for k, v in figures.items() if k in ("fid", "inversion", "identity", "photos")}
-        for v in metrics.values():
-            v.pop("rows", None)
         registry.register(entry.name, entry.file, kind=entry.kind, licence=entry.licence, origin=entry.origin,
-                          metrics=metrics, description=entry.description)
+                          metrics=registry_metrics(figures), description=entry.description)
     return 0
 
 

@@ -16,6 +16,7 @@ from face2emoticon.metrics import (
     kid,
     kid_from_features,
     kid_subset_size,
+    precision_recall,
     vgg16_features,
 )
 from face2emoticon.networks import Generator
@@ -42,6 +43,25 @@ def test_kid_is_unbiased_and_grows_with_shift():
     assert shifted > 10 * abs(same) and shifted > 0.01
     # deterministic for a seed
     assert kid_from_features(x, y, num_subsets=5, seed=3) == kid_from_features(x, y, num_subsets=5, seed=3)
+
+
+def test_precision_recall_split_fidelity_from_coverage():
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(400, 8))
+    same = rng.normal(size=(400, 8))
+    collapsed = rng.normal(size=(400, 8)) * 0.2  # every sample near the average: faithful, no coverage
+    off = rng.normal(size=(400, 8)) + 4.0  # covers a region the real images never reach
+    p, r = precision_recall(real, same)
+    assert p > 0.8 and r > 0.8
+    p, r = precision_recall(real, collapsed)
+    assert p > 0.95 and r < 0.3
+    p, r = precision_recall(real, off)
+    assert p < 0.05 and r < 0.05
+    # one real outlier among the samples' neighbours changes the count by exactly one sample
+    p, _ = precision_recall(real[:5], np.concatenate([real[:5] * 1.0001, [[50.0] * 8]]), k=1)
+    assert p == pytest.approx(5 / 6)
+    with pytest.raises(ValueError, match="more than 3"):
+        precision_recall(real[:3], same)
 
 
 @pytest.mark.parametrize("n", [40, 100, 300])
@@ -101,3 +121,23 @@ def test_generator_metrics_per_class():
     assert set(m) == {"a", "b", "mean"}
     assert m["a"]["n_fake"] == 6 and m["a"]["fd_vgg16"] > 0
     assert m["mean"]["fd_vgg16"] == pytest.approx((m["a"]["fd_vgg16"] + m["b"]["fd_vgg16"]) / 2)
+    assert all(0 <= m[c][k] <= 1 for c in ("a", "b") for k in ("precision", "recall"))
+    assert m["mean"]["recall"] == pytest.approx((m["a"]["recall"] + m["b"]["recall"]) / 2)
+
+
+def test_fid_figures_measure_the_real_vs_real_floor(tmp_path):
+    from PIL import Image
+
+    from face2emoticon.recipes.figures import fid_figures
+
+    cfg = GeneratorConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=1, channel_base=128, channel_max=16,
+                          class_names=("a", "b"))
+    for k, name in enumerate(cfg.class_names):
+        (tmp_path / "styles" / name).mkdir(parents=True)
+        for i, img in enumerate(_photos(10, k, 16)):
+            Image.fromarray(img).save(tmp_path / "styles" / name / f"{i:03d}.png")
+    figures = fid_figures(Generator(cfg, seed=0), tmp_path, n=5)
+    floor = figures["real_vs_real"]
+    assert set(floor) == {"a", "b", "mean"} and floor["a"]["n_real"] == floor["a"]["n_fake"] == 5
+    # crops of one photo against other crops of it are closer than an untrained generator's samples
+    assert floor["mean"]["fd_vgg16"] < figures["mean"]["fd_vgg16"]

@@ -109,6 +109,38 @@ def test_ship_stage_2_brings_the_discriminator_and_keeps_stage_1_log(tmp_path):
     assert all(torch.equal(v, D.state_dict()[k]) for k, v in base["D"].items())
 
 
+def test_keep_registers_a_training_checkpoint_with_its_discriminator_and_figures(tmp_path):
+    import json
+
+    import weights as registry
+    from face2emoticon.checkpoint import save_discriminator
+    from face2emoticon.config import GeneratorConfig
+    from face2emoticon.networks import Discriminator, DiscriminatorConfig
+    from face2emoticon.recipes.default import keep
+    from landmarks.errors import WeightsError
+
+    run = _toy_run(tmp_path, STYLE_NAMES)
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    with pytest.raises(WeightsError):  # no discriminator: a kept run could not resume
+        keep(run, name="toy-stage2", data=tmp_path, weights_dir=wdir)
+    G_cfg = json.loads((run / "G_ema.json").read_text())["config"]
+    save_discriminator(Discriminator(DiscriminatorConfig.matching(GeneratorConfig.from_json(G_cfg)), seed=1), run / "D")
+    figures = tmp_path / "figures.json"
+    figures.write_text(json.dumps({"weights": "x", "fid": {"mean": {"fd_vgg16": 70.0}},
+                                   "photos": {"rows": {"a": {}}, "summary": {"micah": {"skin": 5.0}}}}))
+    entry = keep(run, name="toy-stage2", data=tmp_path, weights_dir=wdir, figures=figures)
+    assert entry["kind"] == "checkpoint" and entry["path"] == "training/toy-stage2/G_ema.safetensors"
+    assert entry["metrics"] == {"fid": {"mean": {"fd_vgg16": 70.0}}, "photos": {"summary": {"micah": {"skin": 5.0}}}}
+    assert entry["origin"]["total"]["steps"] > entry["origin"]["steps"] == 3  # stage 1 + this run
+    reg = registry.load_registry(wdir / "registry.json")
+    for name in ("toy-stage2", "toy-stage2-D"):
+        registry.check(reg[name])
+    kept = wdir / "training" / "toy-stage2"
+    assert {f.name for f in kept.iterdir()} == {"G_ema.safetensors", "G_ema.json", "D.safetensors", "D.json",
+                                                "config.json", "log.jsonl", "figures.json"}
+
+
 def test_ship_refuses_a_generator_with_other_classes(tmp_path):
     from face2emoticon.recipes.default import ship
     from landmarks.errors import WeightsError

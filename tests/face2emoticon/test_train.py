@@ -197,6 +197,11 @@ def test_cli_trains_and_resumes(toy_data, tmp_path, capsys):
     assert "step 3" in capsys.readouterr().out
     log = [json.loads(x) for x in (tmp_path / "cli" / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3]
+    # the exported generator names every invocation that trained it, with the steps each one trained
+    runs = json.loads((tmp_path / "cli" / "G_ema.json").read_text())["origin"]["invocations"]
+    assert [(r["from_step"], r["to_step"]) for r in runs] == [(0, 2), (2, 3)]
+    assert runs[0]["command"].endswith("--steps 2") and runs[1]["command"].endswith("--steps 3")
+    assert all(r["threads"] >= 1 and r["started"] for r in runs)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shlex
 import sys
 
 from face2emoticon.encoder import EncoderTrainOptions
@@ -52,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         text = " ".join(f"{k} {v:.4f}" for k, v in terms.items())
         print(f"\rstep {step}/{total}  {text}", end="", file=sys.stderr, flush=True)
 
-    command = "emoget train-encoder " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
+    command = args.command_line
     result = train_encoder(G, args.out, options=options, command=command, progress=None if args.quiet else progress)
     if not args.quiet:
         print(file=sys.stderr)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 import typing
 
 import torch
@@ -57,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     opts = TrainOptions(**{f.name: getattr(args, f.name) for f in option_fields()})
-    command = "emoget " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    command = args.command_line
     result = train(args.data, args.out, opts, command=command)
     print(f"step {result.step}: {result.generator_path}  ({result.wall_time_s / 60:.1f} min of training)")
     if result.last_log:

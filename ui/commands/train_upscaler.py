@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
-import sys
 
 _EPILOG = """\
 DATA is a folder with one subfolder of renders per style (e.g. data/styles from `make data`); the last
@@ -46,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     opts = UpscaleTrainOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(UpscaleTrainOptions)})
-    command = "emoget " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    command = args.command_line
     result = train_upscaler(args.data, args.out, opts, command=command, val_lpips=args.val_lpips)
     print(f"step {result.step}: {result.model_path}  ({result.wall_time_s / 60:.1f} min of training)")
     if result.val:
