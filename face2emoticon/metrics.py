@@ -22,7 +22,7 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from face2emoticon.lpips import get_lpips, scale_input
+from face2emoticon.lpips import get_lpips, resize_for_lpips, scale_input
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,28 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = PR_K) -> tu
     precision = (d <= _knn_radii(real, k)[:, None]).any(0).mean()
     recall = (d <= _knn_radii(fake, k)[None, :]).any(1).mean()
     return float(precision), float(recall)
+
+
+DIVERSITY_PAIRS = 200
+
+
+@torch.no_grad()
+def lpips_diversity(images: Images, *, pairs: int = DIVERSITY_PAIRS, seed: int = 0, size: int = 64,
+                    device: torch.device | str = "cpu") -> float:
+    """Mean LPIPS-alex between ``pairs`` random pairs of different images of one set: how varied it is.
+
+    A generator that draws the same average face every time scores near 0; its real set's score is
+    what a generator that covers the data reaches. Images as :func:`vgg16_features`, resized to ``size``.
+    """
+    x = torch.cat(list(_to_batches(images, size, 64, device, torch.float32)))
+    if len(x) < 2:
+        raise ValueError("diversity needs at least 2 images")
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, len(x), pairs)
+    b = (a + rng.integers(1, len(x), pairs)) % len(x)  # never an image with itself
+    lp = get_lpips("alex", device=device)
+    d = [lp(resize_for_lpips(x[a[i: i + 64]]), resize_for_lpips(x[b[i: i + 64]])) for i in range(0, pairs, 64)]
+    return float(torch.cat(d).mean())
 
 
 def fd_vgg16(real: Images, fake: Images, *, size: int = DEFAULT_SIZE, device: torch.device | str = "cpu") -> float:

@@ -4,7 +4,8 @@ Measured per style, all at the generator's resolution, one thread:
 
 * ``fd_vgg16`` / ``kid_vgg16`` / ``precision`` / ``recall``: :func:`face2emoticon.metrics.per_class_metrics`
   between ``--n-fid`` training renders and as many samples (truncation 1) per class; ``real_vs_real``:
-  the same between those renders and as many others, the floor that sampling noise alone gives.
+  the same between those renders and as many others, the floor that sampling noise alone gives;
+  ``diversity``: mean LPIPS between random pairs of samples, and of renders (how varied each set is).
 * ``inversion``: in-domain inversion of held-out renders (identities drawn with another seed, never
   trained on) into their own class: LPIPS-alex and PSNR of the mean-w start (0 steps) and after
   each of ``--invert-budgets`` steps (and from the encoder when ``--encoder`` is given), with each of
@@ -72,8 +73,14 @@ def swap(G, ws: torch.Tensor, src: int, dst: int, *, strength: float = 0.0) -> t
 
 def fid_figures(G, data: Path, *, n: int) -> dict:
     """Per style FD/KID/precision/recall of ``n`` samples against ``n`` renders, and under ``"real_vs_real"``
-    the same figures between those renders and ``n`` others: the floor a perfect generator would reach."""
-    from face2emoticon.metrics import generator_metrics, per_class_metrics
+    the same figures between those renders and ``n`` others: the floor a perfect generator would reach; under
+    ``"diversity"`` how varied the samples and the renders are (:func:`face2emoticon.metrics.lpips_diversity`)."""
+    from face2emoticon.metrics import (
+        generator_metrics,
+        lpips_diversity,
+        per_class_metrics,
+        sample_images,
+    )
 
     def load(files: list[Path]) -> list[np.ndarray]:
         return [np.asarray(Image.open(f).convert("RGB").resize((G.cfg.resolution,) * 2, Image.LANCZOS))
@@ -86,6 +93,10 @@ def fid_figures(G, data: Path, *, n: int) -> dict:
     out = generator_metrics(G, real, n_fake=n, seed=0, size=G.cfg.resolution)
     if all(len(v) > 1 for v in other.values()):
         out["real_vs_real"] = per_class_metrics(real, other, size=G.cfg.resolution)
+    out["diversity"] = {}
+    for k, s in enumerate(G.cfg.class_names):
+        fake = sample_images(G, k, min(n, 256), seed=k)
+        out["diversity"][s] = {"samples": lpips_diversity(fake), "renders": lpips_diversity(real[s])}
     return out
 
 

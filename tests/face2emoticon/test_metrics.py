@@ -16,6 +16,7 @@ from face2emoticon.metrics import (
     kid,
     kid_from_features,
     kid_subset_size,
+    lpips_diversity,
     precision_recall,
     vgg16_features,
 )
@@ -112,6 +113,13 @@ def test_features_and_image_level_metrics():
         vgg16_features(np.zeros((2, 8, 8), np.float32))
 
 
+def test_lpips_diversity_is_zero_for_one_image_repeated():
+    varied = _photos(8, 0)
+    assert lpips_diversity(np.repeat(varied[:1], 8, 0), pairs=20) == pytest.approx(0.0, abs=1e-6)
+    assert lpips_diversity(varied, pairs=20) > 0.05
+    assert lpips_diversity(varied, pairs=20, seed=1) == lpips_diversity(varied, pairs=20, seed=1)
+
+
 def test_generator_metrics_per_class():
     cfg = GeneratorConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=1, channel_base=128, channel_max=16,
                           class_names=("a", "b"))
@@ -141,3 +149,4 @@ def test_fid_figures_measure_the_real_vs_real_floor(tmp_path):
     assert set(floor) == {"a", "b", "mean"} and floor["a"]["n_real"] == floor["a"]["n_fake"] == 5
     # crops of one photo against other crops of it are closer than an untrained generator's samples
     assert floor["mean"]["fd_vgg16"] < figures["mean"]["fd_vgg16"]
+    assert set(figures["diversity"]) == {"a", "b"} and figures["diversity"]["a"]["renders"] > 0
