@@ -232,8 +232,11 @@ def encoder_losses(E: Encoder, G, img: torch.Tensor, c: torch.Tensor | None, ws:
 
 
 def train_encoder(G, out_dir, *, options: EncoderTrainOptions = EncoderTrainOptions(), command: str = "",
+                  generator_sha256: str = "",
                   progress: Callable[[int, int, dict], None] | None = None) -> EncoderTrainResult:
     """Train (or resume training) an encoder for generator ``G`` into ``out_dir``.
+
+    ``command`` and ``generator_sha256`` (of ``G``'s file) are provenance, written beside the options and the result.
 
     Writes ``out_dir/options.json``, ``log.jsonl`` (one JSON object per logged step), the resume state
     ``checkpoint/state.safetensors`` (every ``checkpoint_minutes`` and at the end), and the result
@@ -265,7 +268,8 @@ def train_encoder(G, out_dir, *, options: EncoderTrainOptions = EncoderTrainOpti
         start = int(info["step"])
         log.info("resuming encoder training at step %d from %s", start, state_path)
     checkpoint.atomic_write_text(out / "options.json", json.dumps(
-        {"options": opts_json, "config": cfg.to_json(), "generator": G.cfg.to_json(), "command": command},
+        {"options": opts_json, "config": cfg.to_json(), "generator": G.cfg.to_json(), "command": command,
+         "generator_sha256": generator_sha256},
         indent=2) + "\n")
 
     val = sample_batch(G, -1, batch_size=options.val_size, seed=options.seed + 7919,
@@ -310,7 +314,8 @@ def train_encoder(G, out_dir, *, options: EncoderTrainOptions = EncoderTrainOpti
     E.eval()
     if not val_terms:
         val_terms = _validate(E, G, val)
-    path = save_encoder(E, out / "encoder", extra={"steps": options.steps, "val": val_terms, "command": command})
+    path = save_encoder(E, out / "encoder", extra={"steps": options.steps, "val": val_terms, "command": command,
+                                                          "generator_sha256": generator_sha256})
     return EncoderTrainResult(encoder_path=path, steps=options.steps, resumed_from=start, val=val_terms)
 
 

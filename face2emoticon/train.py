@@ -244,8 +244,9 @@ class Trainer:
         self._invocation = self._new_invocation()
 
     def _new_invocation(self) -> dict[str, Any]:
-        return {"command": self.command, "from_step": self.step, "threads": torch.get_num_threads(), "hardware": _hardware(self.device),
-                "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        return {"command": self.command, "from_step": self.step, "threads": torch.get_num_threads(),
+                "hardware": hardware(self.device), "started": started}
 
     def history(self) -> list[dict[str, Any]]:
         """Every invocation that trained this run up to now, oldest first: its command line, the steps it
@@ -317,7 +318,7 @@ class Trainer:
         """Provenance for ``weights.register(origin=...)``."""
         return {"command": self.command, "data_manifest_sha256": self.data_sha256, "steps": self.step,
                 "kimg": round(self.samples_seen / 1000, 3), "wall_time_s": round(self.wall_time_s, 1),
-                "hardware": _hardware(self.device), "base": self.base_info, "invocations": self.history()}
+                "hardware": hardware(self.device), "base": self.base_info, "invocations": self.history()}
 
     def save(self) -> None:
         info = {"step": self.step, "wall_time_s": self.wall_time_s, "samples_seen": self.samples_seen,
@@ -555,7 +556,8 @@ def _truncate_log(path: Path, step: int) -> None:
     ckpt.atomic_write_text(path, "".join(ln + "\n" for ln in lines))
 
 
-def _hardware(device: torch.device) -> str:
+def hardware(device: torch.device) -> str:
+    """The machine a run trains on, for provenance: the GPU name, or the CPU, its cores and torch's version."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"

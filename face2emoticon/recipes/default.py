@@ -11,6 +11,8 @@ Steps (each resumable; run from the repository root)::
                                                 # only once its figures beat stage 1's; until then:
     python -m face2emoticon.recipes.default keep --figures runs/figures.json   # the run's G_ema, D, log and
                                                 # figures as weights/training/stylegan2-emoget-64-stage2
+    python -m face2emoticon.recipes.default train-encoder       # after a new default generator: fine-tune the
+    python -m face2emoticon.recipes.default ship-encoder        # encoder on its samples, then ship it
     python -m face2emoticon.recipes.figures --weights stylegan2-emoget-64   # metrics into the registry, sheets
 
 What is trained and why (CPU budget: about 1.5 hours on one shared core):
@@ -70,6 +72,19 @@ KEPT = f"{NAME}-stage2"
 CHECKPOINT = Path(f"weights/training/{KEPT}/G_ema.safetensors")
 FROM_CHECKPOINT_ARGS = ["data/styles", "--out", "runs/g64stage2b", "--base", str(CHECKPOINT), "--seed", "2",
                         *_STAGE2_FLAGS]
+
+
+# The inversion encoder follows the generator it ships with: after a new default generator it is fine-tuned on
+# that generator's samples from the shipped encoder (the first one was trained from scratch at --lr 0.001, then
+# at 0.0002; see its registry entry), then shipped with `ship-encoder`.
+ENCODER = "encoder-emoget-64"
+ENCODER_RUN = Path("runs/encoder-retarget")
+
+
+def encoder_args(generator: Path, steps: int, out: Path = ENCODER_RUN) -> list[str]:
+    """The ``emoget train-encoder`` arguments that fine-tune the shipped encoder on ``generator``'s samples."""
+    return ["--generator", str(generator), "--out", str(out), "--init", f"weights/{ENCODER}.safetensors",
+            "--lr", "0.0002", "--seed", "3", "--steps", str(steps), "--quiet"]
 
 
 def _command(args: list[str], minutes=None) -> str:
@@ -162,6 +177,60 @@ def keep(run: Path, *, name: str = KEPT, data: Path = Path("data"), weights_dir:
     return entry.to_json()
 
 
+def ship_encoder(run: Path, generator: Path, *, name: str = ENCODER, weights_dir: Path | None = None) -> dict:
+    """Copy ``run``'s encoder (trained on ``generator``, checked) and its log into ``weights/`` as ``name``,
+    register it, and keep the encoder it was fine-tuned from in its origin; returns the entry."""
+    import torch
+
+    import weights as registry
+    from face2emoticon.checkpoint import load_generator
+    from face2emoticon.encoder import load_encoder
+    from face2emoticon.train import hardware
+    from landmarks.errors import WeightsError
+
+    weights_dir = weights_dir or registry.WEIGHTS_DIR
+    E = load_encoder(run / "encoder.safetensors")
+    G = load_generator(generator)
+    if E.cfg.num_ws != G.num_ws or tuple(E.cfg.class_names) != tuple(G.cfg.class_names):
+        raise WeightsError(f"{run} holds an encoder for another generator than {generator}")
+    trained_on = json.loads((run / "options.json").read_text())
+    if trained_on["generator"] != json.loads(json.dumps(G.cfg.to_json())):
+        raise WeightsError(f"{run} was trained on a generator of another shape than {generator}")
+    g_sha = registry.sha256_of(generator)
+    if trained_on.get("generator_sha256") and trained_on["generator_sha256"] != g_sha:
+        raise WeightsError(f"{run} was trained on the generator with sha256 {trained_on['generator_sha256'][:12]}, "
+                           f"not {generator} ({g_sha[:12]}); ship that generator first, or retrain the encoder")
+    entries = registry.load_registry(weights_dir / "registry.json")
+    previous = entries.get(name)
+    info = json.loads((run / "encoder.json").read_text())
+    log_rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
+    log_name = f"{name}.retargeted.log.jsonl"
+    shutil.copyfile(run / "log.jsonl", weights_dir / log_name)
+    for ext in (".safetensors", ".json"):
+        shutil.copyfile(run / f"encoder{ext}", weights_dir / f"{name}{ext}")
+    origin = {
+        "command": info["command"],
+        "generator_sha256": g_sha,
+        "data": f"generator samples of {generator} (sha256 {g_sha}), truncation psi ~ "
+                f"U({trained_on['options']['truncation_min']}, 1)",
+        "steps": info["steps"],
+        "wall_time_s": log_rows[-1]["seconds"] if log_rows else None,
+        "hardware": hardware(torch.device("cpu")),
+        "log": log_name,
+        "recipe": "python -m face2emoticon.recipes.default train-encoder, then ship-encoder",
+    }
+    if previous is not None:
+        origin["init"] = {"sha256": previous.sha256, "origin": previous.origin}
+    metrics = {"heldout_generator_samples": {"n": trained_on["options"]["val_size"],
+                                             **{k: round(v, 4) for k, v in info["val"].items()}}}
+    entry = registry.register(
+        name, weights_dir / f"{name}.safetensors", kind="encoder", licence=previous.licence if previous else
+        f"trained on samples of {NAME}, itself {training_licence()}", origin=origin, metrics=metrics,
+        description=f"in-domain inversion encoder (image -> W+) for {NAME}: the inversion's start point",
+        registry_path=weights_dir / "registry.json")
+    return entry.to_json()
+
+
 def ship(run: Path, *, name: str = NAME, data: Path = Path("data"), weights_dir: Path | None = None,
          metrics: dict | None = None, stage: int = 1) -> dict:
     """Copy ``run``'s EMA generator, its discriminator (if the run exported one) and its log into ``weights/`` as
@@ -231,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--run", type=Path, default=None, help="default: the stage's run folder")
     s.add_argument("--data", type=Path, default=Path("data"))
     s.add_argument("--name", default=NAME)
+    e = sub.add_parser("train-encoder", help="fine-tune the shipped encoder on a generator's samples")
+    e.add_argument("--generator", type=Path, default=Path(f"weights/{NAME}.safetensors"))
+    e.add_argument("--steps", type=int, default=1500)
+    se = sub.add_parser("ship-encoder", help="copy the fine-tuned encoder into weights/ and register it")
+    se.add_argument("--generator", type=Path, default=Path(f"weights/{NAME}.safetensors"))
+    se.add_argument("--run", type=Path, default=ENCODER_RUN)
     k = sub.add_parser("keep", help="keep stage 2's run (G_ema + D + config + log + figures) as a registered training "
                                     "checkpoint under weights/training/, not the default")
     k.add_argument("--run", type=Path, default=CONTINUE_RUN)
@@ -238,14 +313,18 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--name", default=KEPT)
     k.add_argument("--figures", type=Path, default=None, help="the run's figures JSON (recipes.figures --out)")
     args = p.parse_args(argv)
+    emoget = str(Path(sys.executable).with_name("emoget"))
     if args.action == "train":
-        emoget = Path(sys.executable).with_name("emoget")
         stage_args = TRAIN_ARGS
         if args.stage == 2:
             resumable = (CONTINUE_RUN / "checkpoint" / "state.safetensors").exists() or not CHECKPOINT.exists()
             stage_args = CONTINUE_ARGS if resumable else FROM_CHECKPOINT_ARGS
-        return subprocess.call([str(emoget), "train-gan", *stage_args, "--minutes", str(args.minutes)])
-    if args.action == "keep":
+        return subprocess.call([emoget, "train-gan", *stage_args, "--minutes", str(args.minutes)])
+    if args.action == "train-encoder":
+        return subprocess.call([emoget, "train-encoder", *encoder_args(args.generator, args.steps)])
+    if args.action == "ship-encoder":
+        entry = ship_encoder(args.run, args.generator)
+    elif args.action == "keep":
         entry = keep(args.run, name=args.name, data=args.data, figures=args.figures)
     else:
         run = args.run or (RUN if args.stage == 1 else CONTINUE_RUN)

@@ -134,3 +134,37 @@ def test_init_continues_from_an_encoder_and_refuses_another_shape(G, tmp_path):
     with pytest.raises(WeightsError, match="does not fit"):
         train_encoder(G, tmp_path / "c", options=EncoderTrainOptions(
             steps=0, init=str(first.encoder_path), **{**TINY, "channel_max": 8}))
+
+
+def test_ship_encoder_registers_it_for_its_generator_and_keeps_the_one_before(G, tmp_path):
+    import weights as registry
+    from face2emoticon.checkpoint import save_generator
+    from face2emoticon.recipes.default import ship_encoder
+
+    gpath = save_generator(G, tmp_path / "g")
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    first = train_encoder(G, tmp_path / "a", options=EncoderTrainOptions(steps=2, **TINY), command="emoget first")
+    ship_encoder(tmp_path / "a", gpath, name="enc", weights_dir=wdir)
+    train_encoder(G, tmp_path / "b", options=EncoderTrainOptions(steps=2, init=str(first.encoder_path), **TINY),
+                  command="emoget again", generator_sha256=registry.sha256_of(gpath))
+    entry = ship_encoder(tmp_path / "b", gpath, name="enc", weights_dir=wdir)
+    reg = registry.load_registry(wdir / "registry.json")
+    registry.check(reg["enc"])
+    assert entry["origin"]["command"] == "emoget again" and entry["origin"]["generator_sha256"] == \
+        registry.sha256_of(gpath)
+    assert entry["origin"]["init"]["origin"]["command"] == "emoget first"  # the encoder it was fine-tuned from
+    assert entry["metrics"]["heldout_generator_samples"]["n"] == TINY["val_size"]
+    assert (wdir / "enc.retargeted.log.jsonl").exists()
+    other = Generator(GeneratorConfig(resolution=16, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256,
+                                      channel_max=32, class_names=("a", "b", "c")), seed=0)
+    with pytest.raises(WeightsError, match="another generator"):
+        ship_encoder(tmp_path / "b", save_generator(other, tmp_path / "other"), name="enc", weights_dir=wdir)
+    same_shape = save_generator(toy_generator().requires_grad_(False).apply(_perturb), tmp_path / "retrained")
+    with pytest.raises(WeightsError, match="ship that generator first"):  # same shape, other weights
+        ship_encoder(tmp_path / "b", same_shape, name="enc", weights_dir=wdir)
+
+
+def _perturb(m):
+    for p in m.parameters(recurse=False):
+        p.add_(0.01)

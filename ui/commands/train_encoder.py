@@ -43,6 +43,7 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     from face2emoticon.checkpoint import load_generator
     from face2emoticon.encoder import train_encoder
+    from weights import sha256_of
 
     options = EncoderTrainOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EncoderTrainOptions)})
     G = load_generator(args.generator, device=args.device)
@@ -52,7 +53,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\rstep {step}/{total}  {text}", end="", file=sys.stderr, flush=True)
 
     command = args.command_line
-    result = train_encoder(G, args.out, options=options, command=command, progress=None if args.quiet else progress)
+    result = train_encoder(G, args.out, options=options, command=command, generator_sha256=sha256_of(args.generator),
+                           progress=None if args.quiet else progress)
     if not args.quiet:
         print(file=sys.stderr)
     val = " ".join(f"{k} {v:.4f}" for k, v in result.val.items())
