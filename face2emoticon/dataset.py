@@ -94,6 +94,21 @@ def _list_sources(root: Path) -> tuple[list[tuple[str, str]], callable]:
     return items, lambda name: (root / name).read_bytes()
 
 
+def paired_index(source: str | os.PathLike) -> torch.Tensor:
+    """``int64 [N_identities, N_classes]``: for every file name present in every class folder (an identity drawn
+    in every style, e.g. ``<style>/00042.png``), its index in :func:`load_dataset`'s order; rows sorted by name."""
+    items, _ = _list_sources(Path(source))
+    classes = sorted({c for c, _ in items})
+    where: dict[str, dict[str, int]] = {}
+    for i, (cls, name) in enumerate(items):
+        where.setdefault(Path(name).name, {})[cls] = i
+    names = sorted(n for n, by_class in where.items() if len(by_class) == len(classes))
+    if not names:
+        raise DatasetError(f"no image name under '{source}' is in every class folder; paired data draws each "
+                           "identity in every style under one name (`make data`)")
+    return torch.tensor([[where[n][c] for c in classes] for n in names], dtype=torch.long)
+
+
 def _to_square_rgb(data: bytes, resolution: int, background: tuple[int, int, int]) -> np.ndarray:
     im = Image.open(io.BytesIO(data))
     im.load()

@@ -50,6 +50,7 @@ from face2emoticon.augment import AdaptiveAugment
 from face2emoticon.config import DiscriminatorConfig, GeneratorConfig
 from face2emoticon.dataset import ImageDataset, load_dataset
 from face2emoticon.networks import Discriminator, Generator
+from face2emoticon.runloop import truncate_log
 from landmarks.errors import EmogetError
 
 log = logging.getLogger(__name__)
@@ -309,8 +310,8 @@ class Trainer:
         self.invocations = info.get("invocations") or ([{"command": info["command"], "to_step": self.step}]
                                                        if info.get("command") else [])
         self._invocation = self._new_invocation()
-        _truncate_log(self.run_dir / "log.jsonl", self.step)
-        _truncate_log(self.run_dir / "metrics.jsonl", self.step)
+        truncate_log(self.run_dir / "log.jsonl", self.step)
+        truncate_log(self.run_dir / "metrics.jsonl", self.step)
         log.info("resumed %s at step %d", self.run_dir, self.step)
         return True
 
@@ -548,13 +549,6 @@ def train(data: str | os.PathLike | ImageDataset, run_dir: str | os.PathLike, op
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-
-def _truncate_log(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    ckpt.atomic_write_text(path, "".join(ln + "\n" for ln in lines))
-
 
 def hardware(device: torch.device) -> str:
     """The machine a run trains on, for provenance: the GPU name, or the CPU, its cores and torch's version."""

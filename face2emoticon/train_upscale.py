@@ -22,15 +22,11 @@ Run folder::
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
-import platform
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +40,7 @@ from PIL import Image
 
 from face2emoticon import checkpoint as ckpt
 from face2emoticon.dataset import IMAGE_EXTENSIONS, DatasetError
+from face2emoticon.runloop import append_jsonl, hardware, run_steps, truncate_log
 from face2emoticon.upscale import (
     SCALE,
     Upscaler,
@@ -400,7 +397,7 @@ class UpscaleTrainer:
         _, info = ckpt.load_training_state(self.state_path, modules={"model": self.model},
                                            optimizers={"adam": (self.optim, self.model)})
         self.step, self.wall_time_s = int(info["step"]), float(info["wall_time_s"])
-        _truncate_log(self.run_dir / "log.jsonl", self.step)
+        truncate_log(self.run_dir / "log.jsonl", self.step)
         log.info("resumed %s at step %d", self.run_dir, self.step)
         return True
 
@@ -486,43 +483,13 @@ class UpscaleTrainer:
                 {"options": o.to_json(), "config": self.model.cfg.to_json(), "command": self.command,
                  "data": str(self.data), "data_manifest_sha256": self.manifest_sha256}, indent=2) + "\n")
         log_path = self.run_dir / "log.jsonl"
-        t_start = t_ckpt = time.monotonic()
-        acc: dict[str, list[float]] = {}
-        last: dict[str, Any] = {}
-        interrupted = False
-        t_log, n_log = time.perf_counter(), self.step
-        with _sigterm_flag() as stop:
-            try:
-                while self.step < o.steps and not stop.is_set():
-                    t0 = time.perf_counter()
-                    for k, v in self.train_step().items():
-                        acc.setdefault(k, []).append(v)
-                    self.wall_time_s += time.perf_counter() - t0
-                    if self.step % o.log_every == 0 or self.step == o.steps:
-                        now = time.perf_counter()
-                        last = {"step": self.step, **{k: round(sum(v) / len(v), 5) for k, v in acc.items()},
-                                "lr": round(self.lr_at(self.step), 7),
-                                "img_per_s": round((self.step - n_log) * o.batch / max(now - t_log, 1e-9), 2),
-                                "wall_time_s": round(self.wall_time_s, 1)}
-                        _append(log_path, last)
-                        acc, t_log, n_log = {}, now, self.step
-                    if o.val_every and self.step % o.val_every == 0:
-                        t0 = time.perf_counter()
-                        _append(log_path, {"step": self.step, "val": self.validate(lpips=val_lpips)})
-                        self.wall_time_s += time.perf_counter() - t0
-                    if o.sample_every and self.step % o.sample_every == 0:
-                        self.write_samples()
-                    if (time.monotonic() - t_ckpt) / 60 >= o.checkpoint_minutes:
-                        self.save()
-                        t_ckpt = time.monotonic()
-                    if on_step is not None:
-                        on_step(self.step)
-                    if o.minutes is not None and (time.monotonic() - t_start) / 60 >= o.minutes:
-                        break
-            except KeyboardInterrupt:
-                interrupted = True
+        last, interrupted = run_steps(
+            self, log_path=log_path, steps=o.steps, batch=o.batch, minutes=o.minutes, log_every=o.log_every,
+            val_every=o.val_every, sample_every=o.sample_every, checkpoint_minutes=o.checkpoint_minutes,
+            validate=lambda: self.validate(lpips=val_lpips), log_extra=lambda step: {"lr": round(self.lr_at(step), 7)},
+            on_step=on_step)
         if not interrupted and o.val_every and self.last_val_step != self.step:
-            _append(log_path, {"step": self.step, "val": self.validate(lpips=val_lpips)})
+            append_jsonl(log_path, {"step": self.step, "val": self.validate(lpips=val_lpips)})
         path = self.save()
         if interrupted:
             raise KeyboardInterrupt
@@ -542,32 +509,6 @@ def train_upscaler(data: str | os.PathLike, run_dir: str | os.PathLike, options:
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-@contextlib.contextmanager
-def _sigterm_flag():
-    """A ``threading.Event`` set by SIGTERM while the block runs (the handler is restored after)."""
-    flag = threading.Event()
-    try:
-        previous = signal.signal(signal.SIGTERM, lambda *_: flag.set())
-    except ValueError:  # signals only work in the main thread
-        previous = None
-    try:
-        yield flag
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _append(path: Path, entry: dict[str, Any]) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(entry) + "\n")
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    if path.exists():
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        ckpt.atomic_write_text(path, "".join(ln + "\n" for ln in lines))
-
-
 def _manifest_sha256(data: Path) -> str | None:
     """The data manifest's hash (``manifest.json`` in the data folder or its parent), if there is one."""
     for p in (data / "manifest.json", data.parent / "manifest.json"):
@@ -577,8 +518,3 @@ def _manifest_sha256(data: Path) -> str | None:
             except ValueError:
                 return None
     return None
-
-
-def hardware() -> str:
-    return (f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s), "
-            f"torch {torch.__version__}")

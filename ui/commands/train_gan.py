@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import typing
 
 import torch
 
 from face2emoticon.train import TrainOptions, option_fields, train
+from ui.flags import add_option_flags, options_from
 
 _EPILOG = """\
 DATA is a folder (or zip) with one subfolder per class (style), images of any size.
@@ -21,13 +21,6 @@ examples:
 """
 
 
-def _flag_type(f) -> typing.Callable | None:
-    if "type" in f.metadata:
-        return f.metadata["type"]
-    return {int: int, float: float, str: str, "int": int, "float": float, "str": str}.get(f.type, None) \
-        or {"int": int, "float": float, "str": str}.get(str(f.type), str)
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser("train-gan", help="train the conditional StyleGAN2 on a folder of class subfolders",
                               description=__doc__, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,24 +30,14 @@ def register(subparsers) -> None:
                    help="torch CPU threads (default: torch's choice). On a machine other jobs share, use 1: "
                         "oversubscribed OpenMP threads ran 10x slower here (64 px: 1.3 s/step on 1 thread, "
                         "13-17 s/step on 2 threads beside another job)")
-    for f in option_fields():
-        flag = "--" + f.name.replace("_", "-")
-        help_ = f"{f.metadata['help']} (default: {f.default})"
-        if f.type in (bool, "bool"):
-            if f.default:
-                p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", help=help_)
-            else:
-                p.add_argument(flag, dest=f.name, action="store_true", help=help_)
-            continue
-        p.add_argument(flag, dest=f.name, type=_flag_type(f), default=f.default, choices=f.metadata.get("choices"),
-                       help=help_)
+    add_option_flags(p, option_fields())
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    opts = TrainOptions(**{f.name: getattr(args, f.name) for f in option_fields()})
+    opts = options_from(args, TrainOptions)
     command = args.command_line
     result = train(args.data, args.out, opts, command=command)
     print(f"step {result.step}: {result.generator_path}  ({result.wall_time_s / 60:.1f} min of training)")

@@ -5,6 +5,8 @@ import argparse
 import dataclasses
 import json
 
+from ui.flags import add_option_flags, options_from
+
 _EPILOG = """\
 DATA is a folder with one subfolder of renders per style (e.g. data/styles from `make data`); the last
 --holdout files of each style are held out for validation. Pairs are random crops and their ×4
@@ -29,10 +31,7 @@ def register(subparsers) -> None:
                    help="torch CPU threads (default: torch's choice); use 1 on a machine other jobs share")
     p.add_argument("--no-val-lpips", dest="val_lpips", action="store_false",
                    help="score the held-out renders by PSNR only during training (LPIPS costs ~40 ms per image)")
-    for f in dataclasses.fields(UpscaleTrainOptions):
-        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=f.default,
-                       help=f"{f.metadata['help']} (default: {f.default})")
+    add_option_flags(p, dataclasses.fields(UpscaleTrainOptions))
     p.set_defaults(func=_run)
 
 
@@ -43,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    opts = UpscaleTrainOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(UpscaleTrainOptions)})
+    opts = options_from(args, UpscaleTrainOptions)
     command = args.command_line
     result = train_upscaler(args.data, args.out, opts, command=command, val_lpips=args.val_lpips)
     print(f"step {result.step}: {result.model_path}  ({result.wall_time_s / 60:.1f} min of training)")
