@@ -160,8 +160,8 @@ def photo_figures(G, photos: list[Path], templates, *, invert_style: str, steps:
     """The sample photos as the pipeline stylises them (strength 0). ΔE00 is measured on the generator's own
     stills; the sheet shows them as the page does, through ``upscaler`` (x4) when one is given."""
     import landmarks
-    from face2emoticon.upscale import upscale
     from face2emoticon.invert import face_mask, invert
+    from face2emoticon.upscale import upscale
 
     names = list(G.cfg.class_names)
     k = names.index(invert_style)
