@@ -147,8 +147,9 @@ class PairedTrainer:
                 raise ValueError("an in-memory dataset needs its identity index")
             self.data = data
         else:
-            bg = tuple(int(o.background[i:i + 2], 16) for i in (0, 2, 4))
-            self.data = load_dataset(data, resolution=self.G.cfg.resolution, background=bg,
+            from face2emoticon.train import _parse_rgb
+
+            self.data = load_dataset(data, resolution=self.G.cfg.resolution, background=_parse_rgb(o.background),
                                      cache_dir=self.run_dir / "cache")
             index = paired_index(data)
         if tuple(self.data.class_names) != classes:
