@@ -87,12 +87,22 @@ class UpscaleTrainOptions:
     blocks: int = _opt(4, "residual blocks at the input resolution")
     up_channels: str = _opt("32,16", "widths after the first and second pixel-shuffle stage")
     negative_slope: float = _opt(0.1, "slope of the leaky ReLUs for negative inputs (0 = ReLU)")
+    init: str | None = _opt(None, "start from this upscaler's weights (a .safetensors of the same architecture)")
+    generator: str | None = _opt(None, "generator weights (.safetensors) whose redraws of the renders become "
+                                       "inputs, so the network also restores the generator's own artefacts "
+                                       "(needs --encoder)")
+    encoder: str | None = _opt(None, "the encoder of --generator (its redraw of a render is G(E(render)))")
+    redraw_p: float = _opt(0.5, "with --generator: probability that a pair's input is the generator's redraw")
 
     def __post_init__(self):
         if self.crop % SCALE or self.crop < 4 * SCALE:
             raise EmogetError(f"crop must be a multiple of {SCALE} and at least {4 * SCALE}, got {self.crop}")
         if self.batch < 1 or self.steps < 1:
             raise EmogetError("steps and batch must be at least 1")
+        if (self.generator is None) != (self.encoder is None):
+            raise EmogetError("--generator and --encoder go together: the redraws are G(E(render))")
+        if not 0.0 <= self.redraw_p <= 1.0:
+            raise EmogetError(f"redraw_p must be between 0 and 1, got {self.redraw_p}")
 
     def model_config(self) -> UpscalerConfig:
         return UpscalerConfig(channels=self.channels, blocks=self.blocks,
@@ -258,6 +268,40 @@ def degraded_input(hr: np.ndarray, *, seed: int, plain_p: float = 0.0) -> np.nda
     return to_uint8(degrade(x, generator=torch.Generator().manual_seed(seed), plain_p=plain_p))
 
 
+# ------------------------------------------------------------------------------------------------ redraws
+
+@torch.no_grad()
+def redraws(generator: str | os.PathLike, encoder: str | os.PathLike, images: torch.Tensor, classes: list[str], *,
+            batch: int = 64) -> torch.Tensor:
+    """The generator's redraws of ``images``: uint8 ``[N,3,S,S]`` renders at 4x the generator's resolution,
+    ``classes`` their style names → uint8 ``[N,3,S/4,S/4]``, ``G(E(x))`` with the encoder's one-shot latent
+    (constant noise), ``x`` the Lanczos downsample the generator was trained on. A redraw keeps the render's
+    layout but carries the generator's own artefacts (wavy outlines, soft blobs, colour fringes), so
+    (redraw, render) pairs teach the upscaler to restore exactly what it is given in the pipeline."""
+    from face2emoticon.checkpoint import load_generator
+    from face2emoticon.encoder import load_encoder
+
+    G, E = load_generator(generator).eval(), load_encoder(encoder).eval()
+    res, names = int(G.cfg.resolution), list(G.cfg.class_names)
+    if images.shape[-1] != SCALE * res:
+        raise DatasetError(f"the renders are {images.shape[-1]} px; redraws of a {res}-px generator need "
+                           f"{SCALE * res}-px targets")
+    unknown = sorted(set(classes) - set(names))
+    if unknown:
+        raise DatasetError(f"styles {unknown} are not classes of the generator {generator} ({names})")
+    if E.cfg.resolution != res or E.cfg.c_dim != len(names):
+        raise EmogetError(f"the encoder {encoder} does not fit the generator {generator}")
+    out = []
+    for i in range(0, len(images), batch):
+        chunk = [plain_input(im.permute(1, 2, 0).numpy()) for im in images[i:i + batch]]
+        x = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        c = torch.tensor([names.index(k) for k in classes[i:i + batch]])
+        ws = E(x, c if E.cfg.c_dim else None)
+        y = G.synthesis(ws, noise_mode="const")
+        out.append(((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
+    return torch.cat(out)
+
+
 # ----------------------------------------------------------------------------------------------- metrics
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -289,20 +333,29 @@ def _lpips(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate(model: Upscaler, targets: list[np.ndarray], *, lpips: bool = True, seed: int = EVAL_SEED,
-             inputs: tuple[str, ...] = ("degraded", "plain")) -> dict[str, Any]:
+             inputs: tuple[str, ...] = ("degraded", "plain"), redrawn: list[np.ndarray] | None = None
+             ) -> dict[str, Any]:
     """Mean PSNR (dB) and LPIPS-alex of the upscaler, bicubic and Lanczos against uint8 ``[H,W,3]`` ``targets``.
 
     ``degraded``: inputs from :func:`degraded_input` (target ``i`` with ``seed + i``, never plain);
-    ``plain``: :func:`plain_input`. Returns ``{input: {"psnr_upscaler", "psnr_bicubic", "psnr_lanczos",
-    "lpips_upscaler", ...}, "n": len(targets)}`` (LPIPS keys only with ``lpips``).
+    ``plain``: :func:`plain_input`; and, when ``redrawn`` (the generator's redraws of the targets, see
+    :func:`redraws`) is given, ``redraw``. Returns ``{input: {"psnr_upscaler", "psnr_bicubic",
+    "psnr_lanczos", "lpips_upscaler", ...}, "n": len(targets)}`` (LPIPS keys only with ``lpips``).
     """
     from face2emoticon.upscale import upscale
 
     out: dict[str, Any] = {"n": len(targets)}
+    if redrawn is not None:
+        if len(redrawn) != len(targets):
+            raise ValueError(f"{len(redrawn)} redraws for {len(targets)} targets")
+        inputs = (*inputs, "redraw")
     for kind in inputs:
         sums: dict[str, float] = {}
         for i, hr in enumerate(targets):
-            lr = degraded_input(hr, seed=seed + i) if kind == "degraded" else plain_input(hr)
+            if kind == "degraded":
+                lr = degraded_input(hr, seed=seed + i)
+            else:
+                lr = plain_input(hr) if kind == "plain" else redrawn[i]
             for name, y in (("upscaler", upscale(model, lr)), ("bicubic", bicubic(lr)), ("lanczos", lanczos(lr))):
                 sums[f"psnr_{name}"] = sums.get(f"psnr_{name}", 0.0) + psnr(y, hr)
                 if lpips:
@@ -311,13 +364,15 @@ def evaluate(model: Upscaler, targets: list[np.ndarray], *, lpips: bool = True, 
     return out
 
 
-def sample_grid(model: Upscaler, targets: list[np.ndarray], *, seed: int = EVAL_SEED) -> np.ndarray:
-    """uint8 grid: one row per target; input (nearest ×4), bicubic, upscaler, target."""
+def sample_grid(model: Upscaler, targets: list[np.ndarray], *, seed: int = EVAL_SEED,
+                redrawn: list[np.ndarray] | None = None) -> np.ndarray:
+    """uint8 grid: one row per target; input (nearest ×4), bicubic, upscaler, target. The inputs are the
+    ``redrawn`` images when given, else degraded downsamples."""
     from face2emoticon.upscale import upscale
 
     rows = []
     for i, hr in enumerate(targets):
-        lr = degraded_input(hr, seed=seed + i)
+        lr = redrawn[i] if redrawn is not None else degraded_input(hr, seed=seed + i)
         near = np.asarray(Image.fromarray(lr).resize(hr.shape[1::-1], Image.Resampling.NEAREST))
         rows.append(np.concatenate([near, bicubic(lr), upscale(model, lr), hr], axis=1))
     return np.concatenate(rows, axis=0)
@@ -353,6 +408,14 @@ class UpscaleTrainer:
         self.command = command
         self.state_path = self.run_dir / "checkpoint" / "state.safetensors"
         self.model = build(options.model_config(), seed=options.seed)
+        if options.init:
+            from face2emoticon.upscale import load_upscaler
+
+            start = load_upscaler(options.init)
+            if start.cfg != self.model.cfg:
+                raise EmogetError(f"--init {options.init} is a {start.cfg} upscaler; give the same "
+                                  "--channels, --blocks, --up-channels and --negative-slope")
+            self.model.load_state_dict(start.state_dict())
         self.optim = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
         self.step = 0
         self.wall_time_s = 0.0
@@ -361,12 +424,13 @@ class UpscaleTrainer:
         self.manifest_sha256 = _manifest_sha256(self.data)
         self.styles, train, val = split_files(self.data, holdout=options.holdout)
         g = np.random.default_rng(options.seed)
-        paths = []
+        paths, classes = [], []
         for s in self.styles:
             files = train[s]
             if options.per_style and len(files) > options.per_style:
                 files = [files[i] for i in sorted(g.choice(len(files), options.per_style, replace=False))]
             paths += files
+            classes += [s] * len(files)
         t0 = time.perf_counter()
         self.images = _images_tensor(paths, None)
         if min(self.images.shape[-2:]) < options.crop:
@@ -377,6 +441,18 @@ class UpscaleTrainer:
         side -= side % SCALE
         self.val_targets = [read_image(p, size=side) for s in self.styles for p in val[s][:options.val_per_style]]
         self.sample_targets = [read_image(val[s][0], size=side) for s in self.styles if val[s]][:6]
+        self.redraws = self.val_redraws = self.sample_redraws = None
+        if options.generator:
+            t0 = time.perf_counter()
+            self.redraws = redraws(options.generator, options.encoder, self.images, classes)
+            val_classes = [s for s in self.styles for _ in val[s][:options.val_per_style]]
+            self.val_redraws = _as_list(redraws(options.generator, options.encoder, _stack(self.val_targets),
+                                                val_classes))
+            self.sample_redraws = _as_list(redraws(options.generator, options.encoder,
+                                                   _stack(self.sample_targets),
+                                                   [s for s in self.styles if val[s]][:6]))
+            log.info("redrew %d renders with %s in %.1f s", len(self.redraws) + len(self.val_redraws),
+                     options.generator, time.perf_counter() - t0)
 
     # ------------------------------------------------------------------------------------- state
     def _info(self) -> dict[str, Any]:
@@ -429,10 +505,19 @@ class UpscaleTrainer:
         for i, (y, x), f in zip(idx.tolist(), pos.tolist(), flip.tolist(), strict=True):
             c = self.images[i, :, y:y + o.crop, x:x + o.crop]
             crops.append(c.flip(-1) if f else c)
-        hr = torch.stack(crops).float() / 127.5 - 1
-        if o.shade_p:
-            hr = shade(hr, generator=g, p=o.shade_p)
-        return degrade(hr, generator=g, plain_p=o.plain_p), hr
+        clean = torch.stack(crops).float() / 127.5 - 1
+        hr = shade(clean, generator=g, p=o.shade_p) if o.shade_p else clean
+        lr = degrade(hr, generator=g, plain_p=o.plain_p)
+        if self.redraws is not None:
+            # Redrawn pairs: the generator's redraw of the crop, the unshaded render as the target.
+            use = (torch.rand(o.batch, generator=g) < o.redraw_p).tolist()
+            c, lr, hr = o.crop // SCALE, lr.clone(), hr.clone()
+            for j, (i, (y, x), f) in enumerate(zip(idx.tolist(), pos.tolist(), flip.tolist(), strict=True)):
+                if use[j]:
+                    r = self.redraws[i, :, y // SCALE:y // SCALE + c, x // SCALE:x // SCALE + c]
+                    lr[j] = (r.flip(-1) if f else r).float() / 127.5 - 1
+                    hr[j] = clean[j]
+        return lr, hr
 
     def train_step(self) -> dict[str, float]:
         o = self.opt
@@ -463,7 +548,7 @@ class UpscaleTrainer:
 
     def validate(self, *, lpips: bool = True) -> dict[str, Any]:
         self.model.eval()
-        self.last_val = evaluate(self.model, self.val_targets, lpips=lpips)
+        self.last_val = evaluate(self.model, self.val_targets, lpips=lpips, redrawn=self.val_redraws)
         self.last_val_step = self.step
         return self.last_val
 
@@ -471,7 +556,7 @@ class UpscaleTrainer:
         path = self.run_dir / "samples" / f"step-{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         self.model.eval()
-        Image.fromarray(sample_grid(self.model, self.sample_targets)).save(path)
+        Image.fromarray(sample_grid(self.model, self.sample_targets, redrawn=self.sample_redraws)).save(path)
         return path
 
     def run(self, *, on_step: Callable[[int], None] | None = None, val_lpips: bool = True) -> UpscaleTrainResult:
@@ -508,6 +593,14 @@ def train_upscaler(data: str | os.PathLike, run_dir: str | os.PathLike, options:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+def _stack(images: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def _as_list(images: torch.Tensor) -> list[np.ndarray]:
+    return [im.permute(1, 2, 0).numpy() for im in images]
+
 
 def _manifest_sha256(data: Path) -> str | None:
     """The data manifest's hash (``manifest.json`` in the data folder or its parent), if there is one."""

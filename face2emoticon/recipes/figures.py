@@ -16,8 +16,9 @@ Measured per style, all at the generator's resolution, one thread:
   compared (ΔE00, :mod:`face2emoticon.identity`) with the same identity's true render in that style.
   ``mean_face`` is the same comparison for the style's mean face (``w = mean_w(s)``), the baseline a
   person-blind model would score; a model that carries the person scores below it.
-* ``photos``: the sample photos through detect -> align -> invert -> every style, ΔE00 of the photo's
-  landmark-region colours against each output, and a sheet ``docs/styles_samples.png``.
+* ``photos``: the sample photos through detect -> align -> invert (the photo's vector proxy, as the
+  pipeline does for this generator, or with ``--photo-target photo`` the photo itself) -> every style,
+  ΔE00 of the photo's landmark-region colours against each output, and a sheet ``docs/styles_samples.png``.
 
 Results go to ``--out`` (JSON) and, with ``--register``, into the weights registry entry's metrics.
 """
@@ -156,31 +157,33 @@ def identity_figures(G, people, renders: dict[str, list[np.ndarray]], templates,
 
 
 def photo_figures(G, photos: list[Path], templates, *, invert_style: str, steps: int, encoder=None,
-                  optimizer: str = "adam", upscaler=None) -> dict:
-    """The sample photos as the pipeline stylises them (strength 0). ΔE00 is measured on the generator's own
-    stills; the sheet shows them as the page does, through ``upscaler`` (x4) when one is given."""
+                  optimizer: str = "adam", upscaler=None, target: str = "proxy") -> dict:
+    """The sample photos as the pipeline stylises them (strength 0), inverting ``target`` (``photo`` or its
+    ``proxy``, see :class:`ui.pipeline.GanStylizer`). ΔE00 is measured on the generator's own stills against
+    the photo; the sheet shows them as the page does, through ``upscaler`` (x4) when one is given, with the
+    proxy beside the photo."""
     import landmarks
-    from face2emoticon.invert import face_mask, invert
     from face2emoticon.upscale import upscale
+    from ui.pipeline import GanStylizer
 
     names = list(G.cfg.class_names)
     k = names.index(invert_style)
+    stylizer = GanStylizer(G, encoder=encoder, invert_style=invert_style)
     rows, sheet = {}, []
     for path in photos:
         img = landmarks.load_image(path)
         face = landmarks.detect(img)
         al = landmarks.align(img, face.points, size=256)
-        mask = face_mask(al.points, image_size=256, resolution=G.cfg.resolution)
-        r = invert(G, al.image, class_index=k, num_steps=steps, mask=mask, encoder=encoder, optimizer=optimizer,
-                   generator=torch.Generator().manual_seed(0))
-        ws = r.ws if r.ws.ndim == 3 else r.ws[:, None, :].repeat(1, G.num_ws, 1)
+        ws = stylizer.invert(al.image, seed=0, steps=steps, points=al.points, optimizer=optimizer, target=target)
         outs = {s: _uint8(swap(G, ws, k, j))[0] for j, s in enumerate(names)}
         ref = ident.photo_colours(al.image, al.points)
         rows[path.stem] = ident.compare(ref, outs, templates)
         shown = [upscale(upscaler, outs[s]) if upscaler is not None else outs[s] for s in names]
-        sheet.append([al.image] + shown)
+        first = [al.image] if target == "photo" else [al.image, stylizer.proxy(al.image, al.points, seed=0)[0]]
+        sheet.append(first + shown)
     return {"rows": rows, "summary": ident.summary(rows), "table": ident.format_table(rows), "sheet": sheet,
-            "invert_steps": steps, "invert_start": "encoder" if encoder else "mean", "optimizer": optimizer}
+            "invert_steps": steps, "invert_start": "encoder" if encoder else "mean", "optimizer": optimizer,
+            "target": target}
 
 
 def registry_metrics(figures: dict) -> dict:
@@ -206,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="step budgets of the inversion figures (each a run of its own; 0 is always measured)")
     p.add_argument("--identity-n", type=int, default=16)
     p.add_argument("--photo-steps", type=int, default=60, help="the pipeline's default inversion steps")
+    p.add_argument("--photo-target", default="proxy", choices=("proxy", "photo"),
+                   help="what the photo figures invert: the photo's vector proxy (the pipeline's default for "
+                        "this generator) or the photo itself")
     p.add_argument("--optimizers", nargs="+", default=["adam"], choices=("adam", "lbfgs"),
                    help="optimizers of the inversion figures")
     p.add_argument("--optimizer", default="adam", choices=("adam", "lbfgs"),
@@ -277,8 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         upscaler = load_upscaler(registry.path_of("upscale-emoget-x4")) if "upscale-emoget-x4" in \
             registry.load_registry() else None
         pf = photo_figures(G, photos, templates, invert_style=invert_style, steps=args.photo_steps, encoder=encoder,
-                           optimizer=args.optimizer, upscaler=upscaler)
-        contact_sheet(pf.pop("sheet"), cell=128, col_labels=["photo"] + list(names)).save(
+                           optimizer=args.optimizer, upscaler=upscaler, target=args.photo_target)
+        first = ["photo"] if args.photo_target == "photo" else ["photo", f"proxy ({invert_style})"]
+        contact_sheet(pf.pop("sheet"), cell=128, col_labels=first + list(names)).save(
             args.docs / "styles_samples.png", optimize=True)
         figures["photos"] = pf
         timings["photos"] = time.time() - t

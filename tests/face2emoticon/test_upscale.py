@@ -185,3 +185,60 @@ def test_shipped_upscaler_beats_bicubic():
     m = evaluate(model, targets, lpips=False, inputs=("plain", "degraded"))
     assert m["plain"]["psnr_upscaler"] > m["plain"]["psnr_bicubic"] + 0.5, m
     assert m["degraded"]["psnr_upscaler"] > m["degraded"]["psnr_bicubic"], m
+
+
+@pytest.fixture(scope="module")
+def toy_gan(shapes_dir, tmp_path_factory):
+    """A toy generator of the shapes' styles at a quarter of their size, and its encoder (files)."""
+    from face2emoticon.checkpoint import save_generator
+    from face2emoticon.config import GeneratorConfig
+    from face2emoticon.encoder import Encoder, EncoderConfig, save_encoder
+    from face2emoticon.networks import Generator
+
+    root = tmp_path_factory.mktemp("gan")
+    G = Generator(GeneratorConfig(resolution=8, z_dim=16, w_dim=16, mapping_layers=2, channel_base=64,
+                                  channel_max=16, class_names=("boxes", "dots")), seed=0)
+    E = Encoder(EncoderConfig.for_generator(G, channel_base=64, channel_max=16), seed=0)
+    return {"generator": str(save_generator(G, root / "g")), "encoder": str(save_encoder(E, root / "e"))}
+
+
+def _windows(img: np.ndarray, size: int) -> set[bytes]:
+    return {np.ascontiguousarray(im[y:y + size, x:x + size]).tobytes() for im in (img, img[:, ::-1])
+            for y in range(img.shape[0] - size + 1) for x in range(img.shape[1] - size + 1)}
+
+
+def test_generator_redraws_are_inputs_with_the_clean_render_as_target(shapes_dir, toy_gan):
+    t = UpscaleTrainer(shapes_dir, "/nonexistent-run", toy_options(crop=16, redraw_p=1.0, shade_p=1.0, **toy_gan))
+    assert t.redraws.shape == (len(t.images), 3, 8, 8) and t.redraws.dtype == torch.uint8
+    redrawn = set().union(*(_windows(r.permute(1, 2, 0).numpy(), 4) for r in t.redraws))
+    renders = set().union(*(_windows(r.permute(1, 2, 0).numpy(), 16) for r in t.images))
+    lr, hr = t.batch(0)
+    for x, y in zip(lr, hr, strict=True):
+        assert ((x + 1) * 127.5).round().byte().permute(1, 2, 0).numpy().tobytes() in redrawn
+        assert ((y + 1) * 127.5).round().byte().permute(1, 2, 0).numpy().tobytes() in renders, "target unshaded"
+    val = t.validate(lpips=False)
+    assert set(val) == {"n", "degraded", "plain", "redraw"} and val["redraw"]["psnr_upscaler"] > 0
+    none = UpscaleTrainer(shapes_dir, "/nonexistent-run", toy_options(crop=16, redraw_p=0.0, **toy_gan))
+    lr0 = none.batch(0)[0]
+    assert not any(((x + 1) * 127.5).round().byte().permute(1, 2, 0).numpy().tobytes() in redrawn for x in lr0)
+
+
+def test_redraw_and_init_options_are_checked(shapes_dir, toy_gan, tmp_path):
+    with pytest.raises(EmogetError, match="go together"):
+        toy_options(generator=toy_gan["generator"])
+    with pytest.raises(EmogetError, match="redraw_p"):
+        toy_options(redraw_p=1.5, **toy_gan)
+    small = tmp_path / "small"
+    for style in ("boxes", "dots"):
+        (small / style).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(cartoon(np.random.default_rng(i), 16)).save(small / style / f"{i}.png")
+    with pytest.raises(EmogetError, match="32-px targets"):
+        UpscaleTrainer(small, tmp_path / "r", toy_options(crop=16, **toy_gan))
+    start = trained_toy()
+    path = save_upscaler(start, tmp_path / "start")
+    t = UpscaleTrainer(shapes_dir, tmp_path / "r", toy_options(init=str(path)))
+    for a, b in zip(t.model.parameters(), start.parameters(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(EmogetError, match="same"):
+        UpscaleTrainer(shapes_dir, tmp_path / "r", toy_options(init=str(path), channels=16))

@@ -110,6 +110,112 @@ def test_unreadable_weights_are_a_clear_error(toy_g, tmp_path):
         load_stylizer(str(lonely))
 
 
+class FakeVector:
+    """The proxy's renderer without Node: a person is a flat colour per skin tone, the style a stripe."""
+
+    def __init__(self):
+        self.calls = []
+
+    def invert(self, crop, *, points, seed):
+        from face2emoticon.attributes import Attributes
+        from face2emoticon.vector import Person
+
+        return Person(Attributes(skin=1, hair_colour="brown", hair_length="short", glasses=False, beard=False), seed)
+
+    def render(self, person, style, *, size):
+        self.calls.append((person.attributes.skin, person.seed, style, size))
+        img = np.full((size, size, 3), 40 + 50 * person.attributes.skin, np.uint8)
+        img[: size // 3] = (200, 30, 30) if style == "avataaars" else (30, 30, 200)
+        return img
+
+
+def _vector_style_g(seed=1):
+    cfg = GeneratorConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256, channel_max=16,
+                          class_names=("avataaars", "twemoji"))
+    return Generator(cfg, seed=seed)
+
+
+def test_auto_target_is_the_proxy_only_for_generators_of_the_vector_styles(toy_g):
+    assert GanStylizer(_vector_style_g()).resolve_target("auto") == "proxy"
+    other = GanStylizer(toy_g)  # its styles are not drawn by the vector renderer
+    assert other.resolve_target("auto") == "photo" and other.resolve_target("photo") == "photo"
+    with pytest.raises(OptionsError, match="--invert-target photo"):
+        other.resolve_target("proxy")
+    blend = GanStylizer(_vector_style_g(), invert_G=_vector_style_g(seed=2))  # inverted in a base: photos
+    assert blend.resolve_target("auto") == "photo"
+
+
+def test_proxy_inversion_inverts_the_drawing_with_the_users_attributes():
+    from face2emoticon.invert import invert
+
+    G, vector = _vector_style_g(), FakeVector()
+    st = GanStylizer(G, vector=vector)
+    photo = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    points = np.random.default_rng(1).uniform(60, 200, (68, 2)).astype(np.float32)
+    ws = st.invert(photo, seed=4, steps=3, points=points, target="proxy", attributes={"skin": 3})
+    assert vector.calls == [(3, 4, "avataaars", 256)], "drawn in the inversion style with the user's skin tone"
+    drawn = vector.render(vector.invert(photo, points=points, seed=4).replace(skin=3), "avataaars", size=256)
+    direct = invert(G, drawn, class_index=0, num_steps=3, optimizer="lbfgs", generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(ws, direct.ws.detach())
+    assert not torch.equal(ws, st.invert(photo, seed=4, steps=3, points=points, target="photo"))
+    with pytest.raises(Exception, match="landmarks"):
+        st.invert(photo, seed=4, steps=3, target="proxy")
+
+
+def test_pipeline_inverts_the_proxy_with_its_own_step_default():
+    import dataclasses
+
+    from pipeline_fakes import fake_stages
+
+    from ui.pipeline import PHOTO_STEPS, PROXY_STEPS, Pipeline, RenderOptions
+
+    seen = []
+
+    class Recording(GanStylizer):
+        def invert(self, crop, **kw):
+            seen.append({k: kw[k] for k in ("steps", "target", "attributes")} | {"size": crop.shape[0]})
+            return super().invert(crop, **{**kw, "steps": 0})
+
+    st = Recording(_vector_style_g(), vector=FakeVector())
+    pipe = Pipeline(stages=dataclasses.replace(fake_stages(), stylizer=lambda *a, **k: st))
+    photo = np.full((64, 64, 3), 120, np.uint8)
+    options = RenderOptions(stylizer="gan", styles=("twemoji",), frames=2, skin=2)
+    pipe.render(photo, options=options)
+    pipe.render(photo, options=options.replace(invert_target="photo"))
+    pipe.render(photo, options=options.replace(invert_target="photo", invert_steps=5))
+    assert seen == [{"steps": PROXY_STEPS, "target": "proxy", "attributes": {"skin": 2}, "size": 256},
+                    {"steps": PHOTO_STEPS, "target": "photo", "attributes": {"skin": 2}, "size": 256},
+                    {"steps": 5, "target": "photo", "attributes": {"skin": 2}, "size": 256}]
+    with pytest.raises(OptionsError, match="invert_target"):
+        RenderOptions(invert_target="sketch")
+
+
+@pytest.mark.weights
+def test_shipped_gan_draws_a_photo_through_its_proxy_like_the_vector_art(samples_dir):
+    """Inverting the photo's vector proxy (the default) gives stills much closer to the person's own vector
+    drawing in every style than inverting the photo itself: the generator stays in its domain."""
+    import landmarks
+    from face2emoticon.lpips import get_lpips
+    from ui.pipeline import load_stylizer
+
+    st = load_stylizer()
+    img = landmarks.load_image(samples_dir / "grace_hopper.jpg")
+    al = landmarks.align(img, landmarks.detect(img).points, size=256)
+    person = st.proxy(al.image, al.points, seed=0)[1]
+    assert person.attributes.glasses and person.attributes.hair_colour == "grey"
+    lp = get_lpips("alex")
+
+    def t(a):
+        return torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+    dist = {}
+    for target in ("proxy", "photo"):
+        latent = st.invert(al.image, seed=0, steps=10, points=al.points, target=target)
+        dist[target] = np.mean([float(lp(t(st.render(latent, s, strength=0.25, size=64, upscale=False)),
+                                         t(st._vector.render(person, s, size=64)))) for s in st.styles])
+    assert dist["proxy"] < 0.2 and dist["proxy"] < 0.6 * dist["photo"], dist
+
+
 @pytest.mark.weights
 def test_shipped_gan_carries_the_photo_into_every_style(samples_dir):
     """The shipped generator, encoder and upscaler end to end on a real photo: a 256-px still per style whose
