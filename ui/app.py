@@ -122,6 +122,15 @@ def attribute_row(person, photo: str) -> dict:
     return changed
 
 
+def proxy_person(pipeline, image, face, options: RenderOptions):
+    """The attributes the neural stylizer's proxy is drawn from (read as the vector stylizer reads them), or
+    None when it inverts the photo itself (weights that were not trained on the style renders)."""
+    resolve = getattr(pipeline.stylizer(options), "resolve_target", None)
+    if resolve is None or resolve(options.invert_target) != "proxy":
+        return None
+    return pipeline.latent(image, face, options=options.replace(stylizer="vector"), cache=session_cache())
+
+
 def controls(styles: list[str], expressions: list[str], *, strength_applies: bool = True) -> dict:
     st.subheader("3 · Expression and settings")
     c1, c2 = st.columns(2)
@@ -230,13 +239,15 @@ def main() -> None:
     stylizer = st.radio("Drawn as", list(STYLIZER_TITLES), key="stylizer", horizontal=True,
                         format_func=STYLIZER_TITLES.get,
                         help="vector art: your skin tone, hair, glasses and beard drawn with each style's own art, "
-                             "crisp at any size; neural: a StyleGAN2 learns your face (slower, still in training)")
+                             "crisp at any size; neural: a small StyleGAN2 redraws the same attributes in its own "
+                             "hand (softer, slower)")
     base = base.replace(stylizer=stylizer)
     try:  # the stylizer's models and renderer are first used here (Node.js, weights files)
         styles = pipeline.styles(base)
         with st.spinner("Learning your face (a few seconds, once per photo)…"):
             latent = pipeline.latent(image, face, options=base, cache=session_cache())
-        overrides = attribute_row(latent, image_digest(image)) if hasattr(latent, "attributes") else {}
+        person = latent if hasattr(latent, "attributes") else proxy_person(pipeline, image, face, base)
+        overrides = attribute_row(person, image_digest(image)) if person is not None else {}
         if overrides:
             base = base.replace(**overrides)
             latent = pipeline.latent(image, face, options=base, cache=session_cache())

@@ -88,5 +88,13 @@ def test_page_shows_and_applies_the_attributes(monkeypatch):
         assert not at.exception and not at.error
         o = at.session_state["result"]["options"]
         assert (o.stylizer, o.beard, o.glasses, o.styles) == ("vector", True, None, ("micah",))
+        # The neural stylizer draws a proxy of the same attributes: the same row sets it.
+        at.radio(key="stylizer").set_value("gan").run()
+        assert not at.exception and not at.error
+        assert at.selectbox(key="attr_beard").value is True and at.selectbox(key="attr_glasses").value is True
+        at.button(key="animate").click().run()
+        assert not at.exception and not at.error
+        o = at.session_state["result"]["options"]
+        assert (o.stylizer, o.beard, o.invert_target) == ("gan", True, "auto")
     finally:
         st.cache_resource.clear()
