@@ -483,9 +483,16 @@ class UpscaleTrainer:
         return save_upscaler(self.model, self.run_dir / "upscaler", extra={"origin": self.origin()})
 
     def origin(self) -> dict[str, Any]:
-        return {"command": self.command, "data_manifest_sha256": self.manifest_sha256, "steps": self.step,
-                "wall_time_s": round(self.wall_time_s, 1), "hardware": hardware(),
-                "train_options": self.opt.to_json(), "styles": list(self.styles)}
+        from weights import sha256_of
+
+        out = {"command": self.command, "data_manifest_sha256": self.manifest_sha256, "steps": self.step,
+               "wall_time_s": round(self.wall_time_s, 1), "hardware": hardware(),
+               "train_options": self.opt.to_json(), "styles": list(self.styles)}
+        for name in ("init", "generator", "encoder"):
+            path = getattr(self.opt, name)
+            if path and os.path.exists(path):
+                out[f"{name}_sha256"] = sha256_of(path)
+        return out
 
     # ------------------------------------------------------------------------------------- steps
     def lr_at(self, step: int) -> float:

@@ -15,8 +15,13 @@ a loss was measured on CPU (see the comment at ``LPIPS_NOTE``) and left out.
 Degradations, judged on the generator's own samples (``figure``): a first model trained without shading
 or halos sharpened outlines well but turned the stills' soft colour gradients into bands of flat colour
 and sharpened the light rims the generator leaves around dark shapes. Random smooth shading of some
-targets (:func:`face2emoticon.train_upscale.shade`) and unsharp-mask halos in the inputs were added for
-the shipped model.
+targets (:func:`face2emoticon.train_upscale.shade`) and unsharp-mask halos in the inputs were added.
+
+Restoring stage (the shipped model): synthetic degradations are not the generator's artefacts (wavy
+outlines, blobby eyes, colour fringes). The shipped generator and encoder redraw every training render
+(``G(E(x))``, :func:`face2emoticon.train_upscale.redraws`); half of the pairs of a fine-tune of the first
+model have a redraw as input and the clean render as target, so the network learns to restore what the
+pipeline actually hands it. ``ship`` scores the model on redraws of every held-out render as well.
 """
 from __future__ import annotations
 
@@ -42,6 +47,10 @@ STAGES = ((6500, "34"),)  # (--steps, --minutes) of each resumable stage in the 
 # with PSNR and with 40 % fewer steps: not worth it on CPU.
 LPIPS_NOTE = "A/B at equal wall time: LPIPS loss 1.6x slower per step, mixed result; left out"
 FIGURE = Path("docs/upscale.png")
+RESTORE_RUN = Path("runs/restore")
+GENERATOR, ENCODER = Path("weights/stylegan2-emoget-64.safetensors"), Path("weights/encoder-emoget-64.safetensors")
+RESTORE_ARGS = ["--threads", "1", "--steps", "4000", *TRAIN_ARGS, "--minutes", "50", "--generator", str(GENERATOR),
+                "--encoder", str(ENCODER), "--redraw-p", "0.5", "--lr", "0.001"]
 
 
 def train_args(steps: int, minutes: str) -> list[str]:
@@ -53,54 +62,97 @@ def train_command(steps: int, minutes: str) -> str:
     return "emoget train-upscaler " + " ".join(shlex.quote(a) for a in train_args(steps, minutes))
 
 
-def heldout_targets(data: Path = DATA, *, per_style: int | None = None, holdout: int = 50) -> list[np.ndarray]:
-    """uint8 ``[256,256,3]`` held-out renders (the last ``holdout`` files of each style), style by style."""
+def restore_args(init: Path = RUN / "upscaler.safetensors") -> list[str]:
+    """The restoring stage: a fine-tune of the first stage's model (``init``) with the generator's redraws."""
+    return ["data/styles", "--out", str(RESTORE_RUN), *RESTORE_ARGS[:2], "--init", str(init), *RESTORE_ARGS[2:]]
+
+
+def restore_command(init: Path = RUN / "upscaler.safetensors") -> str:
+    return "emoget train-upscaler " + " ".join(shlex.quote(a) for a in restore_args(init))
+
+
+def heldout_targets(data: Path = DATA, *, per_style: int | None = None, holdout: int = 50,
+                    with_styles: bool = False):
+    """uint8 ``[256,256,3]`` held-out renders (the last ``holdout`` files of each style), style by style
+    (``with_styles``: and the list of their styles)."""
     from face2emoticon.train_upscale import read_image, split_files
 
     _, _, val = split_files(data / "styles", holdout=holdout)
-    return [read_image(p, size=256) for files in val.values() for p in files[:per_style]]
+    targets = [read_image(p, size=256) for files in val.values() for p in files[:per_style]]
+    if with_styles:
+        return targets, [s for s, files in val.items() for _ in files[:per_style]]
+    return targets
 
 
 def ship(run: Path = RUN, *, name: str = NAME, data: Path = DATA, weights_dir: Path | None = None) -> dict:
-    """Copy ``run``'s upscaler and log into ``weights/``, score it on every held-out render, register it."""
+    """Copy ``run``'s upscaler and log into ``weights/``, score it on every held-out render, register it.
+
+    A restoring run (trained with ``--generator``) must have started from the model shipped now; that
+    model's origin is kept as ``init`` and its scores as ``metrics.heldout.replaced``.
+    """
+    import torch
+
     import weights as registry
     from face2emoticon.recipes.default import training_licence
-    from face2emoticon.train_upscale import evaluate
+    from face2emoticon.train_upscale import evaluate, redraws
     from face2emoticon.upscale import load_upscaler
+    from landmarks.errors import EmogetError
 
     weights_dir = weights_dir or registry.WEIGHTS_DIR
+    registry_path = weights_dir / "registry.json"
     model = load_upscaler(run / "upscaler.safetensors")  # strict: refuses a half-written or mismatched file
     info = json.loads((run / "upscaler.json").read_text())
     origin = dict(info["origin"])
+    opts = origin.get("train_options", {})
+    targets, styles = heldout_targets(data, holdout=int(opts.get("holdout", 50)), with_styles=True)
+    redrawn = None
+    if opts.get("generator"):
+        old = registry.load_registry(registry_path).get(name)
+        if old is None or origin.get("init_sha256") != old.sha256:
+            raise EmogetError(f"{run} did not start from the shipped {name} (--init sha256 "
+                              f"{origin.get('init_sha256')}); train the restoring stage from it")
+        for key in ("generator", "encoder"):
+            if origin.get(f"{key}_sha256") != registry.sha256_of(opts[key]):
+                raise EmogetError(f"{opts[key]} changed since {run} was trained; retrain with the shipped {key}")
+        images = torch.from_numpy(np.stack(targets)).permute(0, 3, 1, 2).contiguous()
+        redrawn = [r.permute(1, 2, 0).numpy() for r in redraws(opts["generator"], opts["encoder"], images, styles)]
+        replaced = evaluate(load_upscaler(old.file), targets, lpips=True, redrawn=redrawn)
+        origin.update({"init": old.origin, "command": restore_command(), "executed": origin.get("command")})
+        commands = [train_command(s, m) for s, m in STAGES] + [restore_command()]
+    else:
+        replaced = None
+        commands = [train_command(s, m) for s, m in STAGES]
+        origin["command"] = " && ".join(commands)
+    metrics = evaluate(model, targets, lpips=True, redrawn=redrawn)
     dst = weights_dir / f"{name}.safetensors"
     shutil.copyfile(run / "upscaler.safetensors", dst)
     shutil.copyfile(run / "upscaler.json", dst.with_suffix(".json"))
-    shutil.copyfile(run / "log.jsonl", weights_dir / f"{name}.log.jsonl")
-    metrics = evaluate(model, heldout_targets(data), lpips=True)
+    log_name = f"{name}.restore.log.jsonl" if redrawn is not None else f"{name}.log.jsonl"
+    shutil.copyfile(run / "log.jsonl", weights_dir / log_name)
     manifest = json.loads((data / "manifest.json").read_text())
     origin.update({
-        "command": " && ".join(train_command(s, m) for s, m in STAGES),
-        "recipe": "python -m face2emoticon.recipes.upscaler (see its docstring)",
+        "recipe": "python -m face2emoticon.recipes.upscaler (see its docstring); all stages: "
+                  + " && ".join(commands),
         "data": "data/styles from `python -m face2emoticon.styledata --out data --count 3000 --pairs 50 --seed 0` "
                 "(make data); the last 50 identities of each style held out",
         "data_manifest_sha256": manifest["manifest_sha256"],
-        "log": f"{name}.log.jsonl",
+        "log": log_name,
         "loss_choice": LPIPS_NOTE,
     })
+    heldout = {"n": metrics["n"], **{k: v for k, v in metrics.items() if k != "n"},
+               "note": "mean PSNR (dB) / LPIPS-alex against the 256-px renders of the held-out identities; "
+                       "'degraded': 64-px inputs through the training degradations (fixed seeds), 'plain': "
+                       "Lanczos-downsampled renders (what the generator imitates), 'redraw': the shipped "
+                       "generator's one-shot redraws G(E(x)) of the renders (what the pipeline hands it)"}
+    if replaced is not None:
+        heldout["replaced"] = {k: v for k, v in replaced.items() if k != "n"}
     cfg = info["config"]
     entry = registry.register(
         name, dst, kind="upscaler", licence=training_licence(), origin=origin,
         description=f"x4 super-resolution CNN for 64-px stills ({cfg['blocks']} residual blocks x "
-                    f"{cfg['channels']} ch, two pixel-shuffle x2 stages, bicubic skip)",
-        metrics={"heldout": {
-            "n": metrics["n"],
-            "degraded": metrics["degraded"],
-            "plain": metrics["plain"],
-            "note": "mean PSNR (dB) / LPIPS-alex against the 256-px renders of the held-out identities; "
-                    "'degraded': 64-px inputs through the training degradations (fixed seeds), 'plain': "
-                    "Lanczos-downsampled renders (what the generator imitates)",
-        }},
-        registry_path=weights_dir / "registry.json")
+                    f"{cfg['channels']} ch, two pixel-shuffle x2 stages, bicubic skip)"
+                    + (", fine-tuned to restore the generator's redraws" if redrawn is not None else ""),
+        metrics={"heldout": heldout}, registry_path=registry_path)
     return entry.to_json()
 
 
@@ -163,16 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m face2emoticon.recipes.upscaler", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("train", help="run the exact emoget train-upscaler commands (two resumable stages)")
+    sub.add_parser("train", help="run the exact emoget train-upscaler commands (the first stage, then the "
+                                 "restoring stage from its model)")
     s = sub.add_parser("ship", help="copy the run's model and log into weights/ and register it")
-    s.add_argument("--run", type=Path, default=RUN)
+    s.add_argument("--run", type=Path, default=RESTORE_RUN)
     sub.add_parser("figure", help="write docs/upscale.png")
     args = ap.parse_args(argv)
     if args.cmd == "train":
         emoget = Path(sys.executable).with_name("emoget")
-        for steps, minutes in STAGES:
-            print(train_command(steps, minutes), flush=True)
-            rc = subprocess.call([str(emoget), "train-upscaler", *train_args(steps, minutes)])
+        for args_ in [train_args(steps, minutes) for steps, minutes in STAGES] + [restore_args()]:
+            print("emoget train-upscaler " + " ".join(shlex.quote(a) for a in args_), flush=True)
+            rc = subprocess.call([str(emoget), "train-upscaler", *args_])
             if rc:
                 return rc
         return 0

@@ -242,3 +242,46 @@ def test_redraw_and_init_options_are_checked(shapes_dir, toy_gan, tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(EmogetError, match="same"):
         UpscaleTrainer(shapes_dir, tmp_path / "r", toy_options(init=str(path), channels=16))
+
+
+def test_ship_a_restoring_run_keeps_the_replaced_model_and_refuses_another_start(tmp_path):
+    """recipes.upscaler ship on a restoring run: scored on redraws of every held-out render (with the model
+    it replaces), the replaced origin kept as ``init``; a run from other weights is refused."""
+    import weights as registry
+    from face2emoticon.checkpoint import save_generator
+    from face2emoticon.config import GeneratorConfig
+    from face2emoticon.encoder import Encoder, EncoderConfig, save_encoder
+    from face2emoticon.networks import Generator
+    from face2emoticon.recipes import upscaler as recipe
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(5)
+    for style in ("boxes", "dots"):
+        (data / "styles" / style).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(cartoon(rng, 256)).save(data / "styles" / style / f"{i:05d}.png")
+    (data / "manifest.json").write_text(json.dumps({"manifest_sha256": "abc"}))
+    G = Generator(GeneratorConfig(resolution=64, z_dim=8, w_dim=8, mapping_layers=1, channel_base=512,
+                                  channel_max=8, class_names=("boxes", "dots")), seed=0)
+    E = Encoder(EncoderConfig.for_generator(G, channel_base=512, channel_max=8), seed=0)
+    gan = {"generator": str(save_generator(G, tmp_path / "g")), "encoder": str(save_encoder(E, tmp_path / "e"))}
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    shipped = save_upscaler(trained_toy(), wdir / "upscale-emoget-x4")
+    registry.register("upscale-emoget-x4", shipped, kind="upscaler", licence="test", origin={"command": "first"},
+                      registry_path=wdir / "registry.json")
+    other = save_upscaler(trained_toy(seed=9), tmp_path / "other")
+    opts = dict(steps=2, crop=32, holdout=1, redraw_p=0.5, **gan)
+    train_upscaler(data / "styles", tmp_path / "run", toy_options(init=str(shipped), **opts), val_lpips=False,
+                   command=f"emoget train-upscaler --init {shipped}")
+    train_upscaler(data / "styles", tmp_path / "bad", toy_options(init=str(other), **opts), val_lpips=False)
+    with pytest.raises(EmogetError, match="did not start from the shipped"):
+        recipe.ship(tmp_path / "bad", data=data, weights_dir=wdir)
+    entry = recipe.ship(tmp_path / "run", data=data, weights_dir=wdir)
+    held = entry["metrics"]["heldout"]
+    assert held["n"] == 2 and {"degraded", "plain", "redraw", "replaced"} <= set(held)
+    assert set(held["replaced"]) == {"degraded", "plain", "redraw"}
+    assert entry["origin"]["init"] == {"command": "first"} and "--init" in entry["origin"]["executed"]
+    assert (wdir / "upscale-emoget-x4.restore.log.jsonl").exists()
+    assert registry.sha256_of(wdir / "upscale-emoget-x4.safetensors") == \
+        registry.sha256_of(tmp_path / "run" / "upscaler.safetensors")
