@@ -358,12 +358,17 @@ class GanStylizer:
               ) -> tuple[np.ndarray, Any]:
         """(uint8 [256,256,3] the proxy, its :class:`~face2emoticon.vector.Person`): the attributes of the face
         in ``crop`` (``points`` its landmarks), with the user's ``attributes`` set, drawn in ``invert_style``."""
-        if self._vector is None:
-            self._vector = load_vector_stylizer()
-        person = self._vector.invert(crop, points=points, seed=seed)
+        person = self.vector.invert(crop, points=points, seed=seed)
         if attributes:
             person = person.replace(**attributes)
-        return self._vector.render(person, self.invert_style, size=256), person
+        return self.vector.render(person, self.invert_style, size=256), person
+
+    @property
+    def vector(self):
+        """The proxy's renderer (:class:`~face2emoticon.vector.VectorStylizer`), loaded on first use."""
+        if self._vector is None:
+            self._vector = load_vector_stylizer()
+        return self._vector
 
     def points(self, style: str, size: int) -> np.ndarray | None:
         """float32 [68,2]: where ``style``'s renders (which the generator learnt) draw the face parts, in a
@@ -818,6 +823,13 @@ class Pipeline:
         points_of = getattr(stylizer, "points", None)
         points = points_of(style, stylizer.resolution) if points_of is not None else None
         latent = stylizer.invert(blank, seed=options.seed, steps=0, points=points)
+        resolve = getattr(stylizer, "resolve_target", None)
+        if resolve is not None and resolve(options.invert_target) == "proxy":
+            from face2emoticon.attributes import Attributes
+            from face2emoticon.vector import Person
+
+            someone = Attributes(skin=0, hair_colour="brown", hair_length="short", glasses=False, beard=False)
+            stylizer.vector.render(Person(someone), stylizer.invert_style, size=64)  # starts the proxy's Node.js
         still = stylizer.render(latent, style, strength=options.strength, size=options.size, upscale=options.upscale)
         still_points = points_of(style, options.size) if points_of is not None else None
         if still_points is not None:

@@ -173,7 +173,7 @@ def test_pipeline_inverts_the_proxy_with_its_own_step_default():
 
     class Recording(GanStylizer):
         def invert(self, crop, **kw):
-            seen.append({k: kw[k] for k in ("steps", "target", "attributes")} | {"size": crop.shape[0]})
+            seen.append({k: kw.get(k) for k in ("steps", "target", "attributes")} | {"size": crop.shape[0]})
             return super().invert(crop, **{**kw, "steps": 0})
 
     st = Recording(_vector_style_g(), vector=FakeVector())
@@ -188,6 +188,9 @@ def test_pipeline_inverts_the_proxy_with_its_own_step_default():
                     {"steps": 5, "target": "photo", "attributes": {"skin": 2}, "size": 256}]
     with pytest.raises(OptionsError, match="invert_target"):
         RenderOptions(invert_target="sketch")
+    st.vector.calls.clear()
+    pipe.warm(options)  # a batch worker's warm-up starts the proxy's renderer too
+    assert [c[2:] for c in st.vector.calls] == [("avataaars", 64)]
 
 
 @pytest.mark.weights
@@ -212,7 +215,7 @@ def test_shipped_gan_draws_a_photo_through_its_proxy_like_the_vector_art(samples
     for target in ("proxy", "photo"):
         latent = st.invert(al.image, seed=0, steps=10, points=al.points, target=target)
         dist[target] = np.mean([float(lp(t(st.render(latent, s, strength=0.25, size=64, upscale=False)),
-                                         t(st._vector.render(person, s, size=64)))) for s in st.styles])
+                                         t(st.vector.render(person, s, size=64)))) for s in st.styles])
     assert dist["proxy"] < 0.2 and dist["proxy"] < 0.6 * dist["photo"], dist
 
 
