@@ -175,7 +175,8 @@ def gan_stills(*, seeds: tuple[int, ...] | None = None, psi: float = 0.7) -> lis
 
 
 def figure(path: Path = FIGURE, *, data: Path = DATA, crop: int = 160, weights: Path | None = None) -> Path:
-    """The sheet of ``docs/upscale.png``: rows = generator samples (one per style) and held-out renders;
+    """The sheet of ``docs/upscale.png``: rows = generator samples (one per style) and held-out renders
+    (downsampled plainly, degraded, and redrawn by the shipped generator from its encoder's latent);
     columns = 64 px (nearest), Lanczos to 256, upscaler to 256, the true 256 render. Each cell is the
     central ``crop`` pixels of the 256-px image, at its native scale (the face, pixel for pixel).
     ``weights``: an upscaler file (default: the registry's). Saved at 6 bits per channel (< 400 KB)."""
@@ -188,9 +189,18 @@ def figure(path: Path = FIGURE, *, data: Path = DATA, crop: int = 160, weights: 
     model = load_upscaler(weights or registry.path_of(NAME))
     rows: list[tuple[str, np.ndarray, np.ndarray | None]] = [(f"GAN {s}", x, None) for s, x in gan_stills()]
     if (data / "styles").is_dir():
-        renders = heldout_targets(data, per_style=1)
+        import torch
+
+        from face2emoticon.train_upscale import redraws
+
+        renders, styles = heldout_targets(data, per_style=1, with_styles=True)
         rows.append(("held-out, plain 64", plain_input(renders[2]), renders[2]))  # micah: line art
         rows.append(("held-out, degraded 64", degraded_input(renders[4], seed=11), renders[4]))  # personas: flat
+        if GENERATOR.exists() and ENCODER.exists():  # the generator's own redraw of a render it never saw
+            picked = [0, 5]  # avataaars, twemoji
+            images = torch.from_numpy(np.stack([renders[i] for i in picked])).permute(0, 3, 1, 2).contiguous()
+            for i, r in zip(picked, redraws(GENERATOR, ENCODER, images, [styles[i] for i in picked]), strict=True):
+                rows.append(("held-out, GAN redraw", r.permute(1, 2, 0).numpy(), renders[i]))
     head, pad = 18, 2
     cols = ["64 px (nearest)", "Lanczos to 256", "upscaler to 256", "true 256 render"]
     cw = crop + pad
