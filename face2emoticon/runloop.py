@@ -7,6 +7,7 @@ A trainer has ``step``, ``wall_time_s``, ``train_step() -> {name: float}``, ``wr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -20,6 +21,20 @@ from typing import Any
 import torch
 
 from face2emoticon.checkpoint import atomic_write_text
+from landmarks.errors import EmogetError
+
+
+def check_resume_options(run_dir: str | os.PathLike, saved: dict[str, Any], options, mutable: set[str], *,
+                         error: type[Exception] = EmogetError) -> None:
+    """Refuse to resume ``run_dir`` (its ``saved`` options dict) with a dataclass ``options`` that differs in
+    anything but the ``mutable`` fields; an option the run predates counts as having its default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(options)}
+    diff = {k: (saved.get(k, defaults.get(k)), v) for k, v in options.to_json().items()
+            if k not in mutable and saved.get(k, defaults.get(k)) != v}
+    if diff:
+        desc = ", ".join(f"--{k.replace('_', '-')} was {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise error(f"'{run_dir}' holds a run with other options ({desc}); re-run with the same options to "
+                    "resume, or pass a new --out")
 
 
 @contextlib.contextmanager

@@ -50,7 +50,7 @@ from face2emoticon.augment import AdaptiveAugment
 from face2emoticon.config import DiscriminatorConfig, GeneratorConfig
 from face2emoticon.dataset import ImageDataset, load_dataset
 from face2emoticon.networks import Discriminator, Generator
-from face2emoticon.runloop import truncate_log
+from face2emoticon.runloop import check_resume_options, truncate_log
 from landmarks.errors import EmogetError
 
 log = logging.getLogger(__name__)
@@ -281,14 +281,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def _check_resume_options(self, saved: dict[str, Any]) -> None:
-        now = self.opt.to_json()
-        defaults = {f.name: f.default for f in fields(TrainOptions)}  # options added later keep their default
-        diff = {k: (saved.get(k, defaults[k]), v) for k, v in now.items()
-                if k not in RESUME_MUTABLE and saved.get(k, defaults[k]) != v}
-        if diff:
-            desc = ", ".join(f"--{k.replace('_', '-')} was {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise TrainError(f"'{self.run_dir}' holds a run with other options ({desc}); re-run with the same "
-                             "options to resume, or pass a new --out")
+        check_resume_options(self.run_dir, saved, self.opt, RESUME_MUTABLE, error=TrainError)
 
     def resume(self) -> bool:
         """Restore the run from ``checkpoint/state.safetensors`` if present; returns whether it did."""

@@ -48,7 +48,13 @@ from face2emoticon import checkpoint as ckpt
 from face2emoticon.dataset import DatasetError, ImageDataset, load_dataset, paired_index
 from face2emoticon.encoder import load_encoder, save_encoder
 from face2emoticon.lpips import get_lpips, resize_for_lpips
-from face2emoticon.runloop import append_jsonl, hardware, run_steps, truncate_log
+from face2emoticon.runloop import (
+    append_jsonl,
+    check_resume_options,
+    hardware,
+    run_steps,
+    truncate_log,
+)
 from landmarks.errors import EmogetError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -180,11 +186,7 @@ class PairedTrainer:
         saved = ckpt.read_training_info(self.state_path)
         if "paired_options" not in saved:
             raise EmogetError(f"'{self.state_path}' is not a paired training state; use a new --out folder")
-        diff = {k: (saved["paired_options"].get(k), v) for k, v in self.opt.to_json().items()
-                if k not in RESUME_MUTABLE and saved["paired_options"].get(k) != v}
-        if diff:
-            raise EmogetError(f"'{self.run_dir}' was trained with other options {diff} (saved, given); resume with "
-                              "the same options or use a new --out folder")
+        check_resume_options(self.run_dir, saved["paired_options"], self.opt, RESUME_MUTABLE)
         modules, optimizers = self._modules()
         _, info = ckpt.load_training_state(self.state_path, modules=modules, optimizers=optimizers)
         self.step, self.wall_time_s = int(info["step"]), float(info["wall_time_s"])

@@ -40,7 +40,13 @@ from PIL import Image
 
 from face2emoticon import checkpoint as ckpt
 from face2emoticon.dataset import IMAGE_EXTENSIONS, DatasetError
-from face2emoticon.runloop import append_jsonl, hardware, run_steps, truncate_log
+from face2emoticon.runloop import (
+    append_jsonl,
+    check_resume_options,
+    hardware,
+    run_steps,
+    truncate_log,
+)
 from face2emoticon.upscale import (
     SCALE,
     Upscaler,
@@ -465,11 +471,7 @@ class UpscaleTrainer:
         saved = ckpt.read_training_info(self.state_path)
         if "options" not in saved or "config" not in saved or "lpips_weight" not in saved["options"]:
             raise EmogetError(f"'{self.state_path}' is not an upscaler training state; use a new --out folder")
-        diff = {k: (saved["options"].get(k), v) for k, v in self.opt.to_json().items()
-                if k not in RESUME_MUTABLE and saved["options"].get(k) != v}
-        if diff:
-            raise EmogetError(f"'{self.run_dir}' was trained with other options {diff} (saved, given); resume with "
-                              "the same options or use a new --out folder")
+        check_resume_options(self.run_dir, saved["options"], self.opt, RESUME_MUTABLE)
         _, info = ckpt.load_training_state(self.state_path, modules={"model": self.model},
                                            optimizers={"adam": (self.optim, self.model)})
         self.step, self.wall_time_s = int(info["step"]), float(info["wall_time_s"])

@@ -285,3 +285,13 @@ def test_ship_a_restoring_run_keeps_the_replaced_model_and_refuses_another_start
     assert (wdir / "upscale-emoget-x4.restore.log.jsonl").exists()
     assert registry.sha256_of(wdir / "upscale-emoget-x4.safetensors") == \
         registry.sha256_of(tmp_path / "run" / "upscaler.safetensors")
+
+
+def test_a_run_that_predates_an_option_resumes_with_its_default(tmp_path):
+    from face2emoticon.runloop import check_resume_options
+    from face2emoticon.train_upscale import RESUME_MUTABLE
+
+    saved = {k: v for k, v in UpscaleTrainOptions().to_json().items() if k not in ("redraw_p", "init")}
+    check_resume_options(tmp_path, saved, UpscaleTrainOptions(steps=9), RESUME_MUTABLE)
+    with pytest.raises(EmogetError, match="--redraw-p was 0.5, now 0.7"):
+        check_resume_options(tmp_path, saved, UpscaleTrainOptions(redraw_p=0.7), RESUME_MUTABLE)
