@@ -108,16 +108,21 @@ def ship(run: Path = RUN, *, name: str = NAME, data: Path = DATA, weights_dir: P
     redrawn = None
     if opts.get("generator"):
         old = registry.load_registry(registry_path).get(name)
-        if old is None or origin.get("init_sha256") != old.sha256:
-            raise EmogetError(f"{run} did not start from the shipped {name} (--init sha256 "
-                              f"{origin.get('init_sha256')}); train the restoring stage from it")
+        start = origin.get("init_sha256")
+        if old is not None and start == old.sha256:
+            init = old.origin
+        elif old is not None and start and start == old.origin.get("init_sha256"):
+            init = old.origin.get("init", {})  # a new restoring stage from the first stage the shipped one had
+        else:
+            raise EmogetError(f"{run} did not start from the shipped {name} or from the model it was fine-tuned "
+                              f"from (--init sha256 {start}); train the restoring stage from one of them")
         for key in ("generator", "encoder"):
             if origin.get(f"{key}_sha256") != registry.sha256_of(opts[key]):
                 raise EmogetError(f"{opts[key]} changed since {run} was trained; retrain with the shipped {key}")
         images = torch.from_numpy(np.stack(targets)).permute(0, 3, 1, 2).contiguous()
         redrawn = [r.permute(1, 2, 0).numpy() for r in redraws(opts["generator"], opts["encoder"], images, styles)]
         replaced = evaluate(load_upscaler(old.file), targets, lpips=True, redrawn=redrawn)
-        origin.update({"init": old.origin, "command": restore_command(), "executed": origin.get("command")})
+        origin.update({"init": init, "command": restore_command(), "executed": origin.get("command")})
         commands = [train_command(s, m) for s, m in STAGES] + [restore_command()]
     else:
         replaced = None

@@ -207,8 +207,8 @@ def _windows(img: np.ndarray, size: int) -> set[bytes]:
             for y in range(img.shape[0] - size + 1) for x in range(img.shape[1] - size + 1)}
 
 
-def test_generator_redraws_are_inputs_with_the_clean_render_as_target(shapes_dir, toy_gan):
-    t = UpscaleTrainer(shapes_dir, "/nonexistent-run", toy_options(crop=16, redraw_p=1.0, shade_p=1.0, **toy_gan))
+def test_generator_redraws_are_inputs_with_the_clean_render_as_target(shapes_dir, toy_gan, tmp_path):
+    t = UpscaleTrainer(shapes_dir, tmp_path / "a", toy_options(crop=16, redraw_p=1.0, shade_p=1.0, **toy_gan))
     assert t.redraws.shape == (len(t.images), 3, 8, 8) and t.redraws.dtype == torch.uint8
     redrawn = set().union(*(_windows(r.permute(1, 2, 0).numpy(), 4) for r in t.redraws))
     renders = set().union(*(_windows(r.permute(1, 2, 0).numpy(), 16) for r in t.images))
@@ -218,9 +218,29 @@ def test_generator_redraws_are_inputs_with_the_clean_render_as_target(shapes_dir
         assert ((y + 1) * 127.5).round().byte().permute(1, 2, 0).numpy().tobytes() in renders, "target unshaded"
     val = t.validate(lpips=False)
     assert set(val) == {"n", "degraded", "plain", "redraw"} and val["redraw"]["psnr_upscaler"] > 0
-    none = UpscaleTrainer(shapes_dir, "/nonexistent-run", toy_options(crop=16, redraw_p=0.0, **toy_gan))
+    none = UpscaleTrainer(shapes_dir, tmp_path / "b", toy_options(crop=16, redraw_p=0.0, **toy_gan))
     lr0 = none.batch(0)[0]
     assert not any(((x + 1) * 127.5).round().byte().permute(1, 2, 0).numpy().tobytes() in redrawn for x in lr0)
+
+
+def test_fitted_redraws_are_closer_to_the_renders_and_cached_per_run(shapes_dir, toy_gan, tmp_path):
+    from face2emoticon.train_upscale import read_image, redraws
+
+    images = torch.stack([torch.from_numpy(read_image(p)).permute(2, 0, 1)
+                          for p in sorted((shapes_dir / "dots").iterdir())[:4]])
+    target = torch.from_numpy(np.stack([plain_input(im.permute(1, 2, 0).numpy()) for im in images])).float()
+    err = {n: (redraws(**toy_gan, images=images, classes=["dots"] * 4, steps=n).float() - target.permute(0, 3, 1, 2))
+           .abs().mean().item() for n in (0, 15)}
+    assert err[15] < err[0], err
+    opts = toy_options(crop=16, redraw_steps=2, **toy_gan)
+    first = UpscaleTrainer(shapes_dir, tmp_path / "run", opts)
+    cache = tmp_path / "run" / "cache" / "redraws.safetensors"
+    assert cache.exists()
+    stamp = cache.stat().st_mtime_ns
+    again = UpscaleTrainer(shapes_dir, tmp_path / "run", opts)
+    assert torch.equal(first.redraws, again.redraws) and cache.stat().st_mtime_ns == stamp, "read back, not redone"
+    UpscaleTrainer(shapes_dir, tmp_path / "run", toy_options(crop=16, redraw_steps=3, **toy_gan))
+    assert cache.stat().st_mtime_ns != stamp, "other steps: redrawn"
 
 
 def test_redraw_and_init_options_are_checked(shapes_dir, toy_gan, tmp_path):
