@@ -19,6 +19,9 @@ Measured per style, all at the generator's resolution, one thread:
 * ``photos``: the sample photos through detect -> align -> invert (the photo's vector proxy, as the
   pipeline does for this generator, or with ``--photo-target photo`` the photo itself) -> every style,
   ΔE00 of the photo's landmark-region colours against each output, and a sheet ``docs/styles_samples.png``.
+* ``glasses``: whether glasses survive the learnt path (:func:`glasses_figures`): held-out identities with
+  glasses inverted as proxies; the fraction of stills, per style, closer to the render with glasses than to
+  the render without, shown through the x4 upscaler and through Lanczos.
 
 Results go to ``--out`` (JSON) and, with ``--register``, into the weights registry entry's metrics.
 """
@@ -186,10 +189,47 @@ def photo_figures(G, photos: list[Path], templates, *, invert_style: str, steps:
             "target": target}
 
 
+def glasses_figures(G, *, encoder, upscaler, invert_style: str, n: int, steps: int, strength: float = 0.25) -> dict:
+    """Whether the learnt path carries glasses: ``n`` held-out identities with glasses, each drawn (vector art)
+    in ``invert_style`` and inverted as the pipeline inverts a proxy; in every style, is the still at display
+    size (256 px, through ``upscaler`` or Lanczos) closer (LPIPS-alex) to the identity's render with glasses
+    than to the same render without? Returns the fraction of identities per style and overall, for both."""
+    from face2emoticon.attributes import Attributes
+    from face2emoticon.lpips import get_lpips
+    from face2emoticon.upscale import upscale
+    from face2emoticon.vector import Person
+    from ui.pipeline import GanStylizer
+
+    st = GanStylizer(G, encoder=encoder, invert_style=invert_style)
+    lp = get_lpips("alex")
+    people = [p for p in sample_identities(20 * n, seed=HELD_OUT_SEED) if p.glasses][:n]
+    closer: dict[str, dict[str, list[bool]]] = {"upscaler": {}, "lanczos": {}}
+    for p in people:
+        person = Person(Attributes(skin=p.skin, hair_colour=p.hair_colour, hair_length=p.hair_length, glasses=True,
+                                   beard=p.beard), seed=p.seed)
+        latent = st.invert(st.vector.render(person, invert_style, size=256), seed=0, steps=steps)
+        for s in st.styles:
+            with_glasses = _tensor(st.vector.render(person, s, size=256))
+            without = _tensor(st.vector.render(person.replace(glasses=False), s, size=256))
+            if torch.equal(with_glasses, without):
+                continue  # the style draws no glasses (Twemoji)
+            still = st.render(latent, s, strength=strength, size=64, upscale=False)
+            shown = {"upscaler": upscale(upscaler, still),
+                     "lanczos": np.asarray(Image.fromarray(still).resize((256, 256), Image.Resampling.LANCZOS))}
+            for k, img in shown.items():
+                x = _tensor(img)
+                with torch.no_grad():
+                    closer[k].setdefault(s, []).append(float(lp(x, without)[0]) > float(lp(x, with_glasses)[0]))
+    out = {k: {s: round(float(np.mean(v)), 3) for s, v in per.items()} for k, per in closer.items()}
+    for k, per in closer.items():
+        out[k]["all"] = round(float(np.mean([b for v in per.values() for b in v])), 3)
+    return {**out, "n": len(people), "invert_steps": steps, "strength": strength}
+
+
 def registry_metrics(figures: dict) -> dict:
     """The parts of a figures JSON that go into a registry entry's metrics (per-photo rows left out)."""
     return {k: {kk: vv for kk, vv in v.items() if kk != "rows"} for k, v in figures.items()
-            if k in ("fid", "inversion", "identity", "photos")}
+            if k in ("fid", "inversion", "identity", "photos", "glasses")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="optimizers of the inversion figures")
     p.add_argument("--optimizer", default="adam", choices=("adam", "lbfgs"),
                    help="optimizer of the identity and photo figures (from the encoder's start when --encoder)")
-    p.add_argument("--skip", nargs="*", default=[], choices=("fid", "inversion", "identity", "photos"))
+    p.add_argument("--skip", nargs="*", default=[], choices=("fid", "inversion", "identity", "photos", "glasses"))
+    p.add_argument("--glasses-n", type=int, default=16, help="held-out identities with glasses (glasses figures)")
     p.add_argument("--register", action="store_true", help="merge the figures into the registry entry's metrics")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -290,6 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         figures["photos"] = pf
         timings["photos"] = time.time() - t
         log.info("photos\n%s", pf["table"])
+    if "glasses" not in args.skip:
+        t = time.time()
+        from face2emoticon.upscale import load_upscaler
+
+        figures["glasses"] = glasses_figures(G, encoder=encoder, upscaler=load_upscaler(registry.path_of(
+            "upscale-emoget-x4")), invert_style=invert_style, n=args.glasses_n, steps=args.photo_steps)
+        timings["glasses"] = time.time() - t
+        log.info("glasses %s", json.dumps(figures["glasses"]))
     figures["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(ident.dumps(figures) + "\n")

@@ -1,6 +1,8 @@
 """FD-VGG16 / KID-VGG16: the formulas against closed forms, the feature extractor on images."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -21,6 +23,7 @@ from face2emoticon.metrics import (
     vgg16_features,
 )
 from face2emoticon.networks import Generator
+from face2emoticon.styledata import NODE_DIR
 
 
 def test_frechet_distance_closed_form():
@@ -150,3 +153,19 @@ def test_fid_figures_measure_the_real_vs_real_floor(tmp_path):
     # crops of one photo against other crops of it are closer than an untrained generator's samples
     assert floor["mean"]["fd_vgg16"] < figures["mean"]["fd_vgg16"]
     assert set(figures["diversity"]) == {"a", "b"} and figures["diversity"]["a"]["renders"] > 0
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (NODE_DIR / "node_modules" / "@dicebear" / "core").exists(),
+                    reason="the glasses figures draw with Node.js and the style packages (`make setup`)")
+def test_glasses_figures_compare_each_style_with_and_without_glasses():
+    from face2emoticon.recipes.figures import glasses_figures
+    from face2emoticon.upscale import UpscalerConfig, build
+
+    cfg = GeneratorConfig(resolution=64, z_dim=8, w_dim=8, mapping_layers=1, channel_base=512, channel_max=8,
+                          class_names=("avataaars", "micah", "twemoji"))
+    out = glasses_figures(Generator(cfg, seed=0), encoder=None, invert_style="avataaars", n=2, steps=1,
+                          upscaler=build(UpscalerConfig(channels=8, blocks=1, up_channels=(8, 8))))
+    assert out["n"] == 2 and set(out) == {"upscaler", "lanczos", "n", "invert_steps", "strength"}
+    for shown in ("upscaler", "lanczos"):  # Twemoji draws no glasses: not counted
+        assert set(out[shown]) == {"avataaars", "micah", "all"}
+        assert all(0.0 <= v <= 1.0 for v in out[shown].values())
