@@ -436,6 +436,11 @@ class UpscaleTrainer:
         self.opt = options
         self.command = command
         self.state_path = self.run_dir / "checkpoint" / "state.safetensors"
+        from weights import sha256_of
+
+        # The files the run starts from, hashed once (their origin entries; the redraw cache's key).
+        self.inputs_sha256 = {name: sha256_of(getattr(options, name)) for name in ("init", "generator", "encoder")
+                              if getattr(options, name)}
         self.model = build(options.model_config(), seed=options.seed)
         if options.init:
             from face2emoticon.upscale import load_upscaler
@@ -486,11 +491,8 @@ class UpscaleTrainer:
         weights' hashes, the steps and the file list) so that resuming a run does not pay for them again."""
         from safetensors.torch import load_file, save_file
 
-        from weights import sha256_of
-
-        o = self.opt
-        key = hashlib.sha256(json.dumps([sha256_of(o.generator), sha256_of(o.encoder), o.redraw_steps, names])
-                             .encode()).hexdigest()
+        o, h = self.opt, self.inputs_sha256
+        key = hashlib.sha256(json.dumps([h["generator"], h["encoder"], o.redraw_steps, names]).encode()).hexdigest()
         path = self.run_dir / "cache" / "redraws.safetensors"
         if path.exists():
             from safetensors import safe_open
@@ -508,7 +510,7 @@ class UpscaleTrainer:
     # ------------------------------------------------------------------------------------- state
     def _info(self) -> dict[str, Any]:
         return {"step": self.step, "wall_time_s": self.wall_time_s, "options": self.opt.to_json(),
-                "config": self.model.cfg.to_json(), "styles": list(self.styles)}
+                "config": self.model.cfg.to_json(), "styles": list(self.styles), "inputs_sha256": self.inputs_sha256}
 
     def resume(self) -> bool:
         if not self.state_path.exists():
@@ -520,6 +522,7 @@ class UpscaleTrainer:
         _, info = ckpt.load_training_state(self.state_path, modules={"model": self.model},
                                            optimizers={"adam": (self.optim, self.model)})
         self.step, self.wall_time_s = int(info["step"]), float(info["wall_time_s"])
+        self.inputs_sha256 = info.get("inputs_sha256", self.inputs_sha256)  # what the run started from
         truncate_log(self.run_dir / "log.jsonl", self.step)
         log.info("resumed %s at step %d", self.run_dir, self.step)
         return True
@@ -530,16 +533,10 @@ class UpscaleTrainer:
         return save_upscaler(self.model, self.run_dir / "upscaler", extra={"origin": self.origin()})
 
     def origin(self) -> dict[str, Any]:
-        from weights import sha256_of
-
-        out = {"command": self.command, "data_manifest_sha256": self.manifest_sha256, "steps": self.step,
-               "wall_time_s": round(self.wall_time_s, 1), "hardware": hardware(),
-               "train_options": self.opt.to_json(), "styles": list(self.styles)}
-        for name in ("init", "generator", "encoder"):
-            path = getattr(self.opt, name)
-            if path and os.path.exists(path):
-                out[f"{name}_sha256"] = sha256_of(path)
-        return out
+        return {"command": self.command, "data_manifest_sha256": self.manifest_sha256, "steps": self.step,
+                "wall_time_s": round(self.wall_time_s, 1), "hardware": hardware(),
+                "train_options": self.opt.to_json(), "styles": list(self.styles),
+                **{f"{name}_sha256": h for name, h in self.inputs_sha256.items()}}
 
     # ------------------------------------------------------------------------------------- steps
     def lr_at(self, step: int) -> float:
