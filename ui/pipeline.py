@@ -17,6 +17,7 @@ skips detection and inversion.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -330,7 +331,7 @@ class GanStylizer:
         self.resolution = int(G.cfg.resolution)
         self.invert_style = invert_style or self.styles[0]
         self._means: dict[tuple, Any] = {}
-        self._vector = vector  # the proxy's renderer, started on first use (load_vector_stylizer)
+        self._vector = vector  # the proxy's renderer (default: the process's load_vector_stylizer(), on first use)
 
     @property
     def align_size(self) -> int:
@@ -497,8 +498,10 @@ def _load_upscaler(device: str):
         return None
 
 
+@functools.cache
 def load_vector_stylizer():
-    """The vector stylizer: attributes read off the photo, drawn with each style's vector art (Node.js)."""
+    """The vector stylizer: attributes read off the photo, drawn with each style's vector art (Node.js). One per
+    process (it is thread-safe): ``--stylizer vector`` and the GAN's proxy share its Node.js renderer."""
     from face2emoticon.vector import VectorStylizer
 
     return VectorStylizer()
@@ -863,14 +866,12 @@ class Pipeline:
         size = getattr(stylizer, "align_size", stylizer.resolution)
         small = timer.run("align", self.stages.align, image, face.points, size=size)
         overrides = options.attribute_overrides()
-        extra, steps = {}, options.invert_steps
+        extra, default_steps = {}, PHOTO_STEPS
         if hasattr(stylizer, "resolve_target"):  # the GAN: a photo or its proxy, with the user's attributes
-            target = stylizer.resolve_target(options.invert_target)
-            extra = {"target": target, "attributes": overrides}
-            if steps is None:
-                steps = PROXY_STEPS if target == "proxy" else PHOTO_STEPS
-        latent = timer.run("invert", stylizer.invert, small.image, seed=options.seed,
-                           steps=PHOTO_STEPS if steps is None else steps,
+            extra = {"target": stylizer.resolve_target(options.invert_target), "attributes": overrides}
+            default_steps = PROXY_STEPS if extra["target"] == "proxy" else PHOTO_STEPS
+        steps = default_steps if options.invert_steps is None else options.invert_steps
+        latent = timer.run("invert", stylizer.invert, small.image, seed=options.seed, steps=steps,
                            points=small.points, progress=lambda f: timer.report("invert", f),
                            optimizer=options.invert_optimizer, **extra)
         if overrides and hasattr(stylizer, "override"):
