@@ -481,8 +481,8 @@ class UpscaleTrainer:
             self.redraws = self._cached_redraws(self.images, classes, [str(p) for p in paths])
             val_classes = [s for s in self.styles for _ in val[s][:options.val_per_style]]
             redraw = functools.partial(redraws, options.generator, options.encoder, steps=options.redraw_steps)
-            self.val_redraws = _as_list(redraw(_stack(self.val_targets), val_classes))
-            self.sample_redraws = _as_list(redraw(_stack(self.sample_targets), [s for s in self.styles if val[s]][:6]))
+            self.val_redraws = image_list(redraw(stack_images(self.val_targets), val_classes))
+            self.sample_redraws = image_list(redraw(stack_images(self.sample_targets), [s for s in self.styles if val[s]][:6]))
             log.info("redrew %d renders with %s in %.1f s", len(self.redraws) + len(self.val_redraws),
                      options.generator, time.perf_counter() - t0)
 
@@ -645,11 +645,13 @@ def train_upscaler(data: str | os.PathLike, run_dir: str | os.PathLike, options:
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def _stack(images: list[np.ndarray]) -> torch.Tensor:
+def stack_images(images: list[np.ndarray]) -> torch.Tensor:
+    """uint8 ``[H,W,3]`` images → uint8 ``[N,3,H,W]``."""
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
 
-def _as_list(images: torch.Tensor) -> list[np.ndarray]:
+def image_list(images: torch.Tensor) -> list[np.ndarray]:
+    """uint8 ``[N,3,H,W]`` → a list of uint8 ``[H,W,3]`` images."""
     return [im.permute(1, 2, 0).numpy() for im in images]
 
 

@@ -96,14 +96,13 @@ def heldout_targets(data: Path = DATA, *, per_style: int | None = None, holdout:
 def ship(run: Path = RUN, *, name: str = NAME, data: Path = DATA, weights_dir: Path | None = None) -> dict:
     """Copy ``run``'s upscaler and log into ``weights/``, score it on every held-out render, register it.
 
-    A restoring run (trained with ``--generator``) must have started from the model shipped now; that
-    model's origin is kept as ``init`` and its scores as ``metrics.heldout.replaced``.
+    A restoring run (trained with ``--generator``) must have started from the model shipped now or from the
+    first stage it was fine-tuned from; that start's origin is kept as ``init``, the replaced model's scores
+    as ``metrics.heldout.replaced``. Its redraws here are one-shot (``G(E(x))``), whatever the run trained on.
     """
-    import torch
-
     import weights as registry
     from face2emoticon.recipes.default import training_licence
-    from face2emoticon.train_upscale import evaluate, redraws
+    from face2emoticon.train_upscale import evaluate, image_list, redraws, stack_images
     from face2emoticon.upscale import load_upscaler
     from landmarks.errors import EmogetError
 
@@ -128,9 +127,9 @@ def ship(run: Path = RUN, *, name: str = NAME, data: Path = DATA, weights_dir: P
         for key in ("generator", "encoder"):
             if origin.get(f"{key}_sha256") != registry.sha256_of(opts[key]):
                 raise EmogetError(f"{opts[key]} changed since {run} was trained; retrain with the shipped {key}")
-        images = torch.from_numpy(np.stack(targets)).permute(0, 3, 1, 2).contiguous()
-        redrawn = [r.permute(1, 2, 0).numpy() for r in redraws(opts["generator"], opts["encoder"], images, styles)]
-        replaced = evaluate(load_upscaler(old.file), targets, lpips=True, redrawn=redrawn)
+        redrawn = image_list(redraws(opts["generator"], opts["encoder"], stack_images(targets), styles))
+        replaced_model = load_upscaler(old.file)
+        replaced = evaluate(replaced_model, targets, lpips=True, redrawn=redrawn)
         origin.update({"init": init, "command": restore_command(), "executed": origin.get("command")})
         commands = [train_command(s, m) for s, m in STAGES] + [restore_command()]
     else:
@@ -138,7 +137,7 @@ def ship(run: Path = RUN, *, name: str = NAME, data: Path = DATA, weights_dir: P
         commands = [train_command(s, m) for s, m in STAGES]
         origin["command"] = " && ".join(commands)
     metrics = evaluate(model, targets, lpips=True, redrawn=redrawn)
-    glasses = _glasses(opts, model, load_upscaler(old.file)) if redrawn is not None else None
+    glasses = _glasses(opts, model, replaced_model) if redrawn is not None else None
     dst = weights_dir / f"{name}.safetensors"
     shutil.copyfile(run / "upscaler.safetensors", dst)
     shutil.copyfile(run / "upscaler.json", dst.with_suffix(".json"))
@@ -225,18 +224,16 @@ def figure(path: Path = FIGURE, *, data: Path = DATA, crop: int = 160, weights: 
     model = load_upscaler(weights or registry.path_of(NAME))
     rows: list[tuple[str, np.ndarray, np.ndarray | None]] = [(f"GAN {s}", x, None) for s, x in gan_stills()]
     if (data / "styles").is_dir():
-        import torch
-
-        from face2emoticon.train_upscale import redraws
+        from face2emoticon.train_upscale import image_list, redraws, stack_images
 
         renders, styles = heldout_targets(data, per_style=1, with_styles=True)
         rows.append(("held-out, plain 64", plain_input(renders[2]), renders[2]))  # micah: line art
         rows.append(("held-out, degraded 64", degraded_input(renders[4], seed=11), renders[4]))  # personas: flat
         if GENERATOR.exists() and ENCODER.exists():  # the generator's own redraw of a render it never saw
             picked = [0, 5]  # avataaars, twemoji
-            images = torch.from_numpy(np.stack([renders[i] for i in picked])).permute(0, 3, 1, 2).contiguous()
-            for i, r in zip(picked, redraws(GENERATOR, ENCODER, images, [styles[i] for i in picked]), strict=True):
-                rows.append(("held-out, GAN redraw", r.permute(1, 2, 0).numpy(), renders[i]))
+            drawn = redraws(GENERATOR, ENCODER, stack_images([renders[i] for i in picked]), [styles[i] for i in picked])
+            for i, r in zip(picked, image_list(drawn), strict=True):
+                rows.append(("held-out, GAN redraw", r, renders[i]))
     head, pad = 18, 2
     cols = ["64 px (nearest)", "Lanczos to 256", "upscaler to 256", "true 256 render"]
     cw = crop + pad
